@@ -1,0 +1,120 @@
+"""`python -m devstack`, what `make run` runs: Redis if none answers, every service, Envoy."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import redis
+
+from devstack.processes import StartError
+from devstack.redis import RedisServer
+from devstack.services import REPO_ROOT
+from devstack.stack import Stack
+from services.gateway.config import split_address
+from services.gateway.settings import GatewaySettings
+from services.runtime.settings import ConfigurationError, RedisSettings, load_settings
+
+RUN_DIR = REPO_ROOT / ".run"
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+log = logging.getLogger("devstack")
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="devstack: %(message)s")
+    try:
+        redis_settings = load_settings(RedisSettings)
+        gateway = load_settings(GatewaySettings)
+    except ConfigurationError as error:
+        log.error("%s", error)
+        return 2
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+
+    own_redis = None
+    if not _redis_answers(redis_settings):
+        if redis_settings.host not in LOCAL_HOSTS:
+            log.error(
+                "Redis at %s does not answer; start it or point REDIS_HOST elsewhere", redis_settings.address
+            )
+            return 1
+        own_redis = RedisServer(redis_settings.port, RUN_DIR / "redis", appendonly=True)
+        log.info("starting redis-server on :%s (data in %s)", redis_settings.port, own_redis.data_dir)
+        own_redis.start()
+
+    ports = {name: split_address(address)[1] for name, address in gateway.peers.by_service().items()}
+    stack = Stack(
+        RUN_DIR / "logs",
+        redis_host=redis_settings.host,
+        redis_port=redis_settings.port,
+        gateway_port=gateway.port,
+        gateway_admin_port=gateway.admin_port,
+        service_ports=ports,
+    )
+    try:
+        stack.start()
+    except StartError as error:
+        log.error("%s", error)
+        if own_redis:
+            own_redis.stop()
+        return 1
+
+    _print_summary(stack, redis_settings, gateway)
+    exit_code = 0
+    while not stop.wait(0.5):
+        dead = [s for s in stack.services.values() if not s.process.running]
+        if stack.envoy is not None and not stack.envoy.process.running:
+            dead.append(stack.envoy)  # type: ignore[arg-type]
+        if dead:
+            for process in dead:
+                log.error(
+                    "%s exited unexpectedly; its log:\n%s", process.process.name, process.process.log_tail()
+                )
+            exit_code = 1
+            break
+    log.info("stopping")
+    stack.stop()
+    if own_redis:
+        own_redis.stop()
+    log.info("stopped")
+    return exit_code
+
+
+def _redis_answers(settings: RedisSettings) -> bool:
+    client = redis.Redis(
+        host=settings.host,
+        port=settings.port,
+        password=settings.password.get_secret_value() if settings.password else None,
+        socket_connect_timeout=0.5,
+        socket_timeout=0.5,
+    )
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def _print_summary(stack: Stack, redis_settings: RedisSettings, gateway: GatewaySettings) -> None:
+    lines = [
+        "",
+        "Switchboard is running.",
+        f"  REST and gRPC gateway  http://localhost:{gateway.port}  (try /api/test-connection)",
+        f"  Envoy admin            http://127.0.0.1:{gateway.admin_port}",
+        f"  Redis                  {redis_settings.address}",
+    ]
+    lines += [f"  {name:<22} {s.address}  (gRPC)" for name, s in stack.services.items()]
+    lines += [f"  logs                   {Path(stack.run_dir)}/", "Ctrl-C stops everything.", ""]
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

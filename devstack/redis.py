@@ -1,0 +1,63 @@
+"""A `redis-server` of our own: a given port, data in a given folder, started and restarted at will."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import redis
+
+from devstack.processes import ManagedProcess
+
+
+class RedisServer:
+    """Foreground `redis-server`; `appendonly` makes restarts keep every acknowledged write."""
+
+    def __init__(self, port: int, data_dir: Path, *, appendonly: bool = False) -> None:
+        self.port = port
+        self.data_dir = data_dir
+        self.appendonly = appendonly
+        self._process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._process = ManagedProcess(
+            "redis",
+            [
+                "redis-server",
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--dir", str(self.data_dir),
+                "--save", "",
+                "--appendonly", "yes" if self.appendonly else "no",
+                "--appendfsync", "always",
+            ],
+            log_path=self.data_dir / "redis.log",
+        )  # fmt: skip
+        self._process.start()
+        self._process.wait_until(self.ping, timeout=timeout, what="PING answer")
+
+    def ping(self) -> bool | None:
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2, socket_timeout=0.5)
+        try:
+            return True if client.ping() else None
+        finally:
+            client.close()
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=2)
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.stop()
+
+    def kill(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()

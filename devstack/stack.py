@@ -1,0 +1,96 @@
+"""The whole stack on one machine: every service, then Envoy in front of them (Redis is the caller's)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from devstack.envoy import EnvoyProcess
+from devstack.services import REPO_ROOT, SERVICE_NAMES, ServiceProcess
+from services.gateway.config import render
+from services.gateway.settings import GatewaySettings
+from services.runtime.settings import PeerAddresses
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTOR_PATH = REPO_ROOT / "gen" / "descriptor.binpb"
+
+
+class Stack:
+    """Services on `service_ports` (0: any free port) and Envoy on `gateway_port`."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        redis_host: str,
+        redis_port: int,
+        gateway_port: int,
+        gateway_admin_port: int = 0,
+        service_ports: Mapping[str, int] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.run_dir = run_dir
+        self.gateway_port = gateway_port
+        self._gateway_admin_port = gateway_admin_port
+        ports = dict(service_ports or {})
+        common_env = {"REDIS_HOST": redis_host, "REDIS_PORT": str(redis_port), **(env or {})}
+        self.services = {
+            name: ServiceProcess(name, run_dir=run_dir, env=common_env, port=ports.get(name, 0))
+            for name in SERVICE_NAMES
+        }
+        self.envoy: EnvoyProcess | None = None
+
+    @property
+    def peers(self) -> PeerAddresses:
+        return PeerAddresses(**{f"{name}_address": s.address for name, s in self.services.items()})
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        try:
+            self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout: float) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        siblings = [s for name, s in self.services.items() if name != "admin"]
+        for service in siblings:
+            service.start()
+        with ThreadPoolExecutor(len(siblings)) as pool:
+            for future in [pool.submit(s.wait_ready, timeout) for s in siblings]:
+                future.result()
+        # The admin service checks its siblings, so it starts knowing where they are.
+        admin = self.services["admin"]
+        peer_env = {f"{name.upper()}_ADDRESS": address for name, address in self.peers.by_service().items()}
+        admin.process.env = {**(admin.process.env or {}), **peer_env}
+        admin.start()
+        admin.wait_ready(timeout)
+
+        config_path = self.run_dir / "envoy.yaml"
+        config_path.write_text(render(self.gateway_settings()))
+        self.envoy = EnvoyProcess(config_path, run_dir=self.run_dir)
+        self.envoy.start(timeout)
+        logger.info("stack ready", extra={"gateway": self.gateway_url})
+
+    def gateway_settings(self) -> GatewaySettings:
+        return GatewaySettings(
+            listen_address="127.0.0.1",
+            port=self.gateway_port,
+            admin_port=self._gateway_admin_port,
+            descriptor_path=str(DESCRIPTOR_PATH),
+            peers=self.peers,
+        )
+
+    def stop(self) -> None:
+        """Envoy first (no new calls), then every service, each gracefully."""
+        if self.envoy is not None:
+            self.envoy.stop()
+        with ThreadPoolExecutor(len(self.services)) as pool:
+            list(pool.map(lambda s: s.stop(), self.services.values()))

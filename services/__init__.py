@@ -1,0 +1,1 @@
+"""Switchboard's services: one package per service, and `runtime`, the plumbing they share."""

@@ -1,0 +1,31 @@
+"""The probes of the connection test: Redis (PING, server version) and a sibling's gRPC health."""
+
+from __future__ import annotations
+
+import grpc
+from redis.asyncio import Redis
+
+from services.admin.connection import Probe
+from services.runtime.channels import check_health
+
+
+def redis_probe(redis: Redis, address: str) -> Probe:
+    async def probe() -> str:
+        await redis.ping()
+        info = await redis.info("server")
+        return f"redis {info.get('redis_version', '?')} at {address}"
+
+    return probe
+
+
+def service_health_probe(channel: grpc.aio.Channel, service: str, address: str, timeout: float) -> Probe:
+    async def probe() -> str:
+        try:
+            status = await check_health(channel, service, deadline_seconds=timeout)
+        except grpc.aio.AioRpcError as error:
+            raise ConnectionError(f"{address}: {error.code().name}: {error.details()}") from None
+        if status != "SERVING":
+            raise ConnectionError(f"{address}: {service} is {status}")
+        return f"{service} SERVING at {address}"
+
+    return probe

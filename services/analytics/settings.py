@@ -1,0 +1,11 @@
+"""The analytics service's settings."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from services.runtime.settings import ServiceSettings
+
+
+class AnalyticsSettings(ServiceSettings):
+    grpc_port: int = Field(default=50054, ge=0, le=65535)

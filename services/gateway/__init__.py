@@ -1,0 +1,1 @@
+"""The gateway: Envoy's configuration, rendered from one template for local runs and for Kubernetes."""

@@ -1,0 +1,34 @@
+"""Renders Envoy's configuration from `envoy.yaml.tmpl` and the gateway's settings."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+from services.gateway.settings import GatewaySettings
+
+TEMPLATE = Path(__file__).with_name("envoy.yaml.tmpl")
+
+
+def render(settings: GatewaySettings) -> str:
+    """The Envoy config for `settings`; every placeholder of the template must be filled."""
+    values = {
+        "LISTEN_ADDRESS": settings.listen_address,
+        "LISTEN_PORT": str(settings.port),
+        "ADMIN_PORT": str(settings.admin_port),
+        "DESCRIPTOR_PATH": str(Path(settings.descriptor_path).resolve()),
+    }
+    for service, address in settings.peers.by_service().items():
+        host, port = split_address(address)
+        values[f"{service.upper()}_HOST"] = host
+        # The admin service's port would clash with Envoy's own admin port placeholder.
+        values["ADMIN_PORT_UPSTREAM" if service == "admin" else f"{service.upper()}_PORT"] = str(port)
+    return string.Template(TEMPLATE.read_text()).substitute(values)
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """`host:port` (or `[v6]:port`) → (host, port); a clear ValueError otherwise."""
+    host, separator, port = address.rpartition(":")
+    if not separator or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected host:port, got {address!r}")
+    return host.strip("[]"), int(port)

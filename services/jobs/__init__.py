@@ -1,0 +1,1 @@
+"""The jobs service: job queues on taskiq and the Jobs API."""

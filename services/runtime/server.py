@@ -1,0 +1,194 @@
+"""gRPC server bootstrap: build, serve with health and reflection, stop gracefully on SIGTERM.
+
+A service's `__main__` is one call: `run_service("admin", AdminSettings, build)`. `build` receives the
+settings and a `ServiceContext` (the process's Redis client, an exit stack for what it opens) and
+returns the `ServiceBinding`s to serve. Shutdown: SIGTERM or SIGINT turns every health status
+NOT_SERVING, the server stops taking calls and finishes the ones in flight within the grace period,
+then the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+from redis.asyncio import Redis
+
+from services.runtime.health import HealthMonitor
+from services.runtime.interceptor import ErrorMappingInterceptor
+from services.runtime.logs import configure_logging
+from services.runtime.redis_pool import create_redis
+from services.runtime.settings import ConfigurationError, ServiceSettings, load_settings
+
+logger = logging.getLogger(__name__)
+
+# Bounded messages: a request larger than this is refused before it reaches a servicer.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServiceBinding:
+    """One gRPC service a process serves."""
+
+    name: str
+    """Full proto name, e.g. `switchboard.jobs.v1.JobsService` (for health and reflection)."""
+    register: Callable[[grpc.aio.Server], None]
+    needs_redis: bool = True
+    """False for a service that must keep answering while Redis is down."""
+
+    @classmethod
+    def of(
+        cls,
+        descriptor: ServiceDescriptor,
+        add_to_server: Callable[[Any, grpc.aio.Server], None],
+        servicer: object,
+        *,
+        needs_redis: bool = True,
+    ) -> ServiceBinding:
+        """Binds `servicer` with its generated `add_..._to_server` function and service descriptor."""
+        return cls(
+            name=descriptor.full_name,
+            register=lambda server: add_to_server(servicer, server),
+            needs_redis=needs_redis,
+        )
+
+
+@dataclass
+class ServiceContext:
+    """What a service's `build` gets to wire its servicers with."""
+
+    redis: Redis
+    exit_stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    port: int
+    health: HealthMonitor
+
+
+async def start_server(
+    bindings: Sequence[ServiceBinding],
+    *,
+    redis: Redis,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    health_interval_seconds: float = 1.0,
+    redis_timeout_seconds: float = 1.0,
+) -> RunningServer:
+    """Starts a server with `bindings`, health and reflection; `port=0` picks a free port."""
+    server = grpc.aio.server(
+        interceptors=[ErrorMappingInterceptor()],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    for binding in bindings:
+        binding.register(server)
+    health_servicer = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [
+            *(b.name for b in bindings),
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
+        server,
+    )
+    bound_port = server.add_insecure_port(f"{host}:{port}")
+    if bound_port == 0:
+        raise ConfigurationError(f"cannot listen on {host}:{port}: address in use or not available")
+    monitor = HealthMonitor(
+        health_servicer,
+        probes={"redis": redis.ping},
+        dependent_services=[b.name for b in bindings if b.needs_redis],
+        independent_services=[b.name for b in bindings if not b.needs_redis],
+        interval_seconds=health_interval_seconds,
+        probe_timeout_seconds=redis_timeout_seconds,
+    )
+    await monitor.check_once()
+    await server.start()
+    return RunningServer(server=server, port=bound_port, health=monitor)
+
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+Build = Callable[[SettingsT, ServiceContext], Awaitable[Sequence[ServiceBinding]]]
+
+
+def run_service(name: str, settings_class: type[SettingsT], build: Build[SettingsT]) -> None:
+    """The whole life of a service process; exits 2 on bad configuration, 0 after a graceful stop."""
+    try:
+        settings = load_settings(settings_class)
+    except ConfigurationError as error:
+        print(f"{name}: {error}", file=sys.stderr)  # noqa: T201 - logging is not configured yet
+        sys.exit(2)
+    configure_logging(name, settings.log_level)
+    try:
+        asyncio.run(_serve(name, settings, build))
+    except ConfigurationError as error:
+        logger.error("cannot start: %s", error)
+        sys.exit(2)
+
+
+async def _serve(name: str, settings: SettingsT, build: Build[SettingsT]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    redis = create_redis(settings.redis, client_name=f"switchboard-{name}")
+    context = ServiceContext(redis=redis)
+    async with context.exit_stack:
+        context.exit_stack.push_async_callback(redis.aclose)
+        bindings = await build(settings, context)
+        running = await start_server(
+            bindings,
+            redis=redis,
+            host=settings.grpc_host,
+            port=settings.grpc_port,
+            health_interval_seconds=settings.health_check_interval_seconds,
+            redis_timeout_seconds=settings.redis.timeout_seconds,
+        )
+        if settings.port_file:
+            _write_atomically(Path(settings.port_file), str(running.port))
+        logger.info(
+            "serving",
+            extra={
+                "port": running.port,
+                "services": [b.name for b in bindings],
+                "redis": settings.redis.address,
+                "pid": os.getpid(),
+            },
+        )
+        monitor_task = asyncio.create_task(running.health.run())
+        await stop.wait()
+
+        logger.info("shutting down", extra={"grace_seconds": settings.shutdown_grace_seconds})
+        monitor_task.cancel()
+        await running.health.enter_shutdown()
+        await running.server.stop(settings.shutdown_grace_seconds)
+        with contextlib.suppress(asyncio.CancelledError):
+            await monitor_task
+    logger.info("stopped")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
