@@ -50,7 +50,7 @@ test-unit: setup ## Only the fast unit tier
 lint: setup ## ruff, mypy and buf lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy services devstack tests bench
+	$(BIN)/mypy services devstack tests
 	$(BIN)/buf lint $(GEN)/descriptor.binpb --config protos/buf.yaml --path switchboard
 
 .PHONY: fmt

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -18,7 +19,6 @@ from services.gateway.config import split_address
 from services.gateway.settings import GatewaySettings
 from services.runtime.settings import ConfigurationError, RedisSettings, load_settings
 
-RUN_DIR = REPO_ROOT / ".run"
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 log = logging.getLogger("devstack")
@@ -33,6 +33,7 @@ def main() -> int:
         log.error("%s", error)
         return 2
 
+    run_dir = Path(os.environ.get("DEVSTACK_RUN_DIR", REPO_ROOT / ".run"))
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -44,13 +45,13 @@ def main() -> int:
                 "Redis at %s does not answer; start it or point REDIS_HOST elsewhere", redis_settings.address
             )
             return 1
-        own_redis = RedisServer(redis_settings.port, RUN_DIR / "redis", appendonly=True)
+        own_redis = RedisServer(redis_settings.port, run_dir / "redis", appendonly=True)
         log.info("starting redis-server on :%s (data in %s)", redis_settings.port, own_redis.data_dir)
         own_redis.start()
 
     ports = {name: split_address(address)[1] for name, address in gateway.peers.by_service().items()}
     stack = Stack(
-        RUN_DIR / "logs",
+        run_dir / "logs",
         redis_host=redis_settings.host,
         redis_port=redis_settings.port,
         gateway_port=gateway.port,

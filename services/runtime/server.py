@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -152,7 +153,10 @@ async def _serve(name: str, settings: SettingsT, build: Build[SettingsT]) -> Non
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
-    redis = create_redis(settings.redis, client_name=f"switchboard-{name}")
+    # Named per process, so CLIENT LIST tells which pod holds which connections.
+    redis = create_redis(
+        settings.redis, client_name=f"switchboard-{name}:{socket.gethostname()}:{os.getpid()}"
+    )
     context = ServiceContext(redis=redis)
     async with context.exit_stack:
         context.exit_stack.push_async_callback(redis.aclose)

@@ -1,0 +1,139 @@
+"""A service as a real process: graceful SIGTERM, and its Redis connections within the cap."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from devstack.redis import RedisServer
+from devstack.services import ServiceProcess
+from switchboard.admin.v1 import connection_pb2, connection_pb2_grpc
+
+
+class BlackHole:
+    """A TCP port that accepts connections and never answers: a sibling that hangs."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        self._accepted: list[socket.socket] = []
+        self._changed = threading.Condition()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._changed:
+                self._accepted.append(connection)
+                self._changed.notify_all()
+
+    def wait_for_connections(self, count: int, timeout: float = 10.0) -> None:
+        with self._changed:
+            if not self._changed.wait_for(lambda: len(self._accepted) >= count, timeout):
+                raise TimeoutError(f"{len(self._accepted)} of {count} connections within {timeout} s")
+
+    def close(self) -> None:
+        self._listener.close()
+        for connection in self._accepted:
+            connection.close()
+
+
+@pytest.fixture
+def black_hole() -> Iterator[BlackHole]:
+    hole = BlackHole()
+    yield hole
+    hole.close()
+
+
+def _admin(redis_server: RedisServer, run_dir: Path, **env: str) -> ServiceProcess:
+    service = ServiceProcess(
+        "admin",
+        run_dir=run_dir,
+        env={"REDIS_PORT": str(redis_server.port), "HEALTH_CHECK_INTERVAL_SECONDS": "0.1", **env},
+    )
+    service.start()
+    service.wait_ready()
+    return service
+
+
+def test_sigterm_turns_health_off_finishes_calls_in_flight_and_exits_0(
+    redis_server: RedisServer, tmp_path: Path, black_hole: BlackHole
+) -> None:
+    # Every sibling check hits the black hole, so a connection test stays in flight for its full timeout.
+    admin = _admin(
+        redis_server,
+        tmp_path,
+        JOBS_ADDRESS=black_hole.address,
+        RATELIMIT_ADDRESS=black_hole.address,
+        BIGQUERY_ADDRESS=black_hole.address,
+        ANALYTICS_ADDRESS=black_hole.address,
+        CONNECTION_TEST_TIMEOUT_SECONDS="1.5",
+    )
+    try:
+        with grpc.insecure_channel(admin.address) as channel:
+            watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+            assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+            in_flight = connection_pb2_grpc.ConnectionServiceStub(channel).TestConnection.future(
+                connection_pb2.TestConnectionRequest(), timeout=10
+            )
+            black_hole.wait_for_connections(1)  # the sibling probes (one shared subchannel) now hang
+
+            admin.process.signal(signal.SIGTERM)
+
+            assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+            watch.cancel()
+            report = in_flight.result()
+            assert not report.ok, "the call in flight finished with its (failed) report"
+            assert {c.name for c in report.checks if not c.ok} == {
+                "jobs-service", "ratelimit-service", "bigquery-service", "analytics-service"
+            }  # fmt: skip
+        assert admin.process.wait(timeout=15) == 0
+    finally:
+        admin.stop()
+
+
+def test_concurrent_calls_stay_within_redis_max_connections(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    admin = _admin(redis_server, tmp_path, REDIS_MAX_CONNECTIONS="3")
+    peak = 0
+    stop = threading.Event()
+
+    def count_admin_connections() -> None:
+        nonlocal peak
+        client = redis_server.client()
+        while not stop.is_set():
+            names = [entry.get("name", "") for entry in client.client_list()]
+            peak = max(peak, sum(1 for name in names if name.endswith(f":{admin.process.pid}")))
+        client.close()
+
+    counter = threading.Thread(target=count_admin_connections)
+    counter.start()
+    try:
+        with grpc.insecure_channel(admin.address) as channel:
+            stub = connection_pb2_grpc.ConnectionServiceStub(channel)
+            with ThreadPoolExecutor(32) as pool:
+                reports = list(
+                    pool.map(
+                        lambda _: stub.TestConnection(connection_pb2.TestConnectionRequest(), timeout=20),
+                        range(200),
+                    )
+                )
+    finally:
+        stop.set()
+        counter.join()
+        admin.stop()
+    redis_checks = [next(c for c in r.checks if c.name == "redis") for r in reports]
+    assert all(check.ok for check in redis_checks), "every call got its Redis answer"
+    assert 1 <= peak <= 3

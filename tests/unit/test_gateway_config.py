@@ -1,0 +1,38 @@
+"""The gateway's config is rendered from one template; every placeholder gets a value."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.gateway.config import render, split_address
+from services.gateway.settings import GatewaySettings
+from services.runtime.settings import PeerAddresses
+
+
+def test_rendering_fills_every_placeholder() -> None:
+    config = render(
+        GatewaySettings(
+            port=8081,
+            admin_port=9902,
+            peers=PeerAddresses(jobs_address="jobs.switchboard.svc:50051", admin_address="10.0.0.7:50055"),
+        )
+    )
+    assert "${" not in config
+    assert "port_value: 8081" in config
+    assert "address: jobs.switchboard.svc, port_value: 50051" in config
+    assert "address: 10.0.0.7, port_value: 50055" in config
+    assert "address: 127.0.0.1, port_value: 9902" in config, "Envoy admin listens on loopback only"
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [("jobs:50051", ("jobs", 50051)), ("[::1]:7000", ("::1", 7000)), ("127.0.0.1:1", ("127.0.0.1", 1))],
+)
+def test_split_address(address: str, expected: tuple[str, int]) -> None:
+    assert split_address(address) == expected
+
+
+@pytest.mark.parametrize("address", ["jobs", "jobs:", ":50051", "jobs:http", "jobs:70000"])
+def test_split_address_rejects_what_is_not_host_port(address: str) -> None:
+    with pytest.raises(ValueError, match="expected host:port"):
+        split_address(address)
