@@ -20,11 +20,13 @@ from grpc_status import rpc_status
 
 from devstack.redis import RedisServer
 from services.runtime import errors
+from services.runtime.channels import open_channel
 from services.runtime.redis_pool import create_redis
-from services.runtime.request_context import current_request_id
+from services.runtime.request_context import bind_request_id, current_request_id, reset_request_id
 from services.runtime.server import RunningServer, ServiceBinding, start_server
 from services.runtime.settings import RedisSettings
 from switchboard.jobs.v1 import jobs_pb2, jobs_pb2_grpc
+from tests.integration.conftest import BlackHole
 
 JOBS = jobs_pb2.DESCRIPTOR.services_by_name["JobsService"]
 
@@ -138,3 +140,24 @@ async def test_health_and_reflection_cover_the_services(server: RunningServer) -
             assert response.status == health_pb2.HealthCheckResponse.SERVING
     listed = await asyncio.to_thread(list_services, f"127.0.0.1:{server.port}")
     assert {JOBS.full_name, "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"} <= listed
+
+
+async def test_sibling_channels_carry_the_request_id_and_a_default_deadline(server: RunningServer) -> None:
+    channel = open_channel(f"127.0.0.1:{server.port}", default_timeout=5)
+    token = bind_request_id("req-from-upstream")
+    try:
+        response = await jobs_pb2_grpc.JobsServiceStub(channel).ListJobs(jobs_pb2.ListJobsRequest())
+    finally:
+        reset_request_id(token)
+        await channel.close()
+    assert response.next_page_token == "req-from-upstream"  # noqa: S105 - a page token, not a password
+
+
+async def test_a_call_to_a_hanging_sibling_ends_at_the_default_deadline(black_hole: BlackHole) -> None:
+    channel = open_channel(black_hole.address, default_timeout=0.3)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await jobs_pb2_grpc.JobsServiceStub(channel).ListJobs(jobs_pb2.ListJobsRequest())
+    finally:
+        await channel.close()
+    assert raised.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
