@@ -69,14 +69,13 @@ def main() -> int:
     _print_summary(stack, redis_settings, gateway)
     exit_code = 0
     while not stop.wait(0.5):
-        dead = [s for s in stack.services.values() if not s.process.running]
-        if stack.envoy is not None and not stack.envoy.process.running:
-            dead.append(stack.envoy)  # type: ignore[arg-type]
+        processes = [s.process for s in stack.services.values()] + [w.process for w in stack.workers]
+        if stack.envoy is not None:
+            processes.append(stack.envoy.process)
+        dead = [process for process in processes if not process.running]
         if dead:
             for process in dead:
-                log.error(
-                    "%s exited unexpectedly; its log:\n%s", process.process.name, process.process.log_tail()
-                )
+                log.error("%s exited unexpectedly; its log:\n%s", process.name, process.log_tail())
             exit_code = 1
             break
     log.info("stopping")
@@ -112,6 +111,7 @@ def _print_summary(stack: Stack, redis_settings: RedisSettings, gateway: Gateway
         f"  Redis                  {redis_settings.address}",
     ]
     lines += [f"  {name:<22} {s.address}  (gRPC)" for name, s in stack.services.items()]
+    lines += [f"  {'workers':<22} {len(stack.workers)} process(es), queues analytics, bigquery, ratelimit"]
     lines += [f"  logs                   {Path(stack.run_dir)}/", "Ctrl-C stops everything.", ""]
     sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()

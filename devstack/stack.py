@@ -1,4 +1,4 @@
-"""The whole stack on one machine: every service, then Envoy in front of them (Redis is the caller's)."""
+"""The whole stack on one machine: every service, job workers, Envoy in front (Redis is the caller's)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from devstack.envoy import EnvoyProcess
 from devstack.services import REPO_ROOT, SERVICE_NAMES, ServiceProcess
+from devstack.workers import WorkerProcess
 from services.gateway.config import render
 from services.gateway.settings import GatewaySettings
 from services.runtime.settings import PeerAddresses
@@ -31,6 +32,7 @@ class Stack:
         gateway_admin_port: int = 0,
         service_ports: Mapping[str, int] | None = None,
         env: Mapping[str, str] | None = None,
+        workers: int = 1,
     ) -> None:
         self.run_dir = run_dir
         self.gateway_port = gateway_port
@@ -41,6 +43,9 @@ class Stack:
             name: ServiceProcess(name, run_dir=run_dir, env=common_env, port=ports.get(name, 0))
             for name in SERVICE_NAMES
         }
+        self.workers = [
+            WorkerProcess(f"worker-{index}", run_dir=run_dir, env=common_env) for index in range(workers)
+        ]
         self.envoy: EnvoyProcess | None = None
 
     @property
@@ -71,6 +76,8 @@ class Stack:
         peer_env = {f"{name.upper()}_ADDRESS": address for name, address in self.peers.by_service().items()}
         admin.process.env = {**(admin.process.env or {}), **peer_env}
         admin.start()
+        for worker in self.workers:
+            worker.start()
         admin.wait_ready(timeout)
 
         config_path = self.run_dir / "envoy.yaml"
@@ -89,8 +96,9 @@ class Stack:
         )
 
     def stop(self) -> None:
-        """Envoy first (no new calls), then every service, each gracefully."""
+        """Envoy first (no new calls), then every service and worker, each gracefully."""
         if self.envoy is not None:
             self.envoy.stop()
-        with ThreadPoolExecutor(len(self.services)) as pool:
-            list(pool.map(lambda s: s.stop(), self.services.values()))
+        processes = [*self.services.values(), *self.workers]
+        with ThreadPoolExecutor(len(processes)) as pool:
+            list(pool.map(lambda p: p.stop(), processes))

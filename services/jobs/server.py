@@ -1,20 +1,49 @@
-"""Wires the jobs service."""
+"""Wires the jobs service: the job store, the policies, the task catalog and the servicer."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 
+from prometheus_client import start_http_server
+
+from services.jobs.broker import SwitchboardBroker
+from services.jobs.manager import JobManager
+from services.jobs.queues import QUEUE_NAMES, PolicyBook
 from services.jobs.servicer import JobsServicer
 from services.jobs.settings import JobsSettings
+from services.jobs.store import JobStore
+from services.jobs.tasks import register_tasks
 from services.runtime.server import ServiceBinding, ServiceContext
 from switchboard.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 
+POLICY_REFRESH_SECONDS = 1.0
+
 
 async def build(settings: JobsSettings, context: ServiceContext) -> Sequence[ServiceBinding]:
+    store = JobStore(context.redis, prefix=settings.jobs_key_prefix)
+    # The service never runs tasks; the broker here only knows which tasks each queue accepts.
+    catalog = SwitchboardBroker(store, PolicyBook(), queues=QUEUE_NAMES)
+    register_tasks(catalog, diagnostics_enabled=settings.diagnostics_enabled)
+    refresher = asyncio.create_task(_keep_policies_fresh(catalog))
+    context.exit_stack.callback(refresher.cancel)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
+    manager = JobManager(
+        store, catalog.policies, tasks_for=catalog.tasks_for, max_payload_bytes=settings.max_payload_bytes
+    )
     return [
         ServiceBinding.of(
             jobs_pb2.DESCRIPTOR.services_by_name["JobsService"],
             jobs_pb2_grpc.add_JobsServiceServicer_to_server,
-            JobsServicer(),  # type: ignore[abstract]  # its RPCs answer UNIMPLEMENTED until built
-        ),
+            JobsServicer(manager),
+        )
     ]
+
+
+async def _keep_policies_fresh(catalog: SwitchboardBroker) -> None:
+    with contextlib.suppress(asyncio.CancelledError):
+        while True:
+            await catalog.refresh_policies()
+            await asyncio.sleep(POLICY_REFRESH_SECONDS)

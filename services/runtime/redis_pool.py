@@ -7,10 +7,10 @@ of opening one more, so a burst of concurrent calls stays within `REDIS_MAX_CONN
 from __future__ import annotations
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from services.runtime.settings import RedisSettings
 

@@ -66,7 +66,7 @@ def test_launcher_starts_everything_and_ctrl_c_stops_it_all(tmp_path: Path) -> N
         assert response.json()["ok"] is True
         assert (tmp_path / "redis" / "appendonlydir").is_dir(), "its Redis keeps data in the run folder"
         # redis-server rewrites its environment for its process title, so it is checked by its port.
-        assert len(_processes_with(marker)) == 7, "launcher, five services, Envoy"
+        assert len(_processes_with(marker)) == 8, "launcher, five services, a worker, Envoy"
 
         launcher.send_signal(signal.SIGINT)
         assert launcher.wait(timeout=30) == 0

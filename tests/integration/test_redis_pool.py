@@ -39,3 +39,12 @@ async def test_concurrent_calls_share_at_most_max_connections(redis_server: Redi
     assert 1 <= peak <= 4
     assert _connections_named(redis_server, name) <= 4
     await redis.aclose()
+
+
+async def test_a_redis_restart_costs_callers_no_error(own_redis: RedisServer) -> None:
+    redis = create_redis(RedisSettings(port=own_redis.port))
+    await redis.set("k", "v")
+    own_redis.restart()
+    # The pooled connection died with the old server; the call reconnects and retries by itself.
+    assert await redis.ping()
+    await redis.aclose()

@@ -1,0 +1,48 @@
+"""Prometheus metrics of the jobs service and its workers: outcomes, wait before start, run time."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+SUBMITTED = Counter("switchboard_jobs_submitted_total", "Jobs accepted by SubmitJob.", ["queue"])
+STARTED = Counter("switchboard_jobs_started_total", "Job attempts started by workers.", ["queue"])
+FINISHED = Counter(
+    "switchboard_jobs_finished_total",
+    "Job attempts ended, by the state they left the job in.",
+    ["queue", "outcome"],
+)
+RECLAIMED = Counter(
+    "switchboard_jobs_reclaimed_total",
+    "Jobs taken back from a worker that stopped responding, by what became of them.",
+    ["queue", "outcome"],
+)
+WAIT_SECONDS = Histogram(
+    "switchboard_job_wait_seconds",
+    "From ready (submitted, due, or requeued) to started.",
+    ["queue"],
+    buckets=_LATENCY_BUCKETS,
+)
+RUN_SECONDS = Histogram(
+    "switchboard_job_run_seconds", "Run time of one attempt.", ["queue", "outcome"], buckets=_LATENCY_BUCKETS
+)
+
+
+def observe_submitted(queue: str) -> None:
+    SUBMITTED.labels(queue).inc()
+
+
+def observe_started(queue: str, wait_seconds: float) -> None:
+    STARTED.labels(queue).inc()
+    WAIT_SECONDS.labels(queue).observe(max(wait_seconds, 0.0))
+
+
+def observe_finished(queue: str, outcome: str, run_seconds: float) -> None:
+    FINISHED.labels(queue, outcome).inc()
+    RUN_SECONDS.labels(queue, outcome).observe(max(run_seconds, 0.0))
+
+
+def observe_reclaimed(queue: str, requeued: int, dead_lettered: int) -> None:
+    RECLAIMED.labels(queue, "requeued").inc(requeued)
+    RECLAIMED.labels(queue, "dead_lettered").inc(dead_lettered)

@@ -1,0 +1,91 @@
+"""A worker process: taskiq's receiver over Switchboard's broker, stopped gracefully by SIGTERM.
+
+On SIGTERM or SIGINT the worker stops taking jobs, gives the running ones `SHUTDOWN_GRACE_SECONDS` to
+finish, hands back any that did not (they go back to WAITING for another worker) and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+
+from prometheus_client import start_http_server
+from taskiq.acks import AcknowledgeType
+from taskiq.receiver import Receiver
+
+from services.jobs.broker import SwitchboardBroker
+from services.jobs.queues import PolicyBook
+from services.jobs.settings import WorkerSettings
+from services.jobs.store import JobStore
+from services.jobs.tasks import register_tasks
+from services.runtime.logs import configure_logging
+from services.runtime.redis_pool import create_redis
+from services.runtime.settings import ConfigurationError, load_settings
+
+logger = logging.getLogger(__name__)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run a Switchboard job worker.")
+    parser.add_argument("--queues", help="comma-separated queues to serve (default: all, or $QUEUES)")
+    arguments = parser.parse_args(argv)
+    if arguments.queues:
+        os.environ["QUEUES"] = arguments.queues
+    try:
+        settings = load_settings(WorkerSettings)
+    except ConfigurationError as error:
+        print(f"worker: {error}", file=sys.stderr)  # noqa: T201 - logging is not configured yet
+        sys.exit(2)
+    configure_logging("worker", settings.log_level)
+    # taskiq logs every failed attempt with its traceback; the broker logs it once, structured.
+    logging.getLogger("taskiq.receiver.receiver").setLevel(logging.CRITICAL)
+    asyncio.run(run_worker(settings))
+
+
+async def run_worker(settings: WorkerSettings) -> None:
+    worker_id = f"{socket.gethostname()}:{os.getpid()}"
+    redis = create_redis(settings.redis, client_name=f"switchboard-worker:{worker_id}")
+    broker = SwitchboardBroker(
+        JobStore(redis, prefix=settings.jobs_key_prefix),
+        PolicyBook(),
+        queues=settings.queue_list,
+        worker_id=worker_id,
+        maintenance_interval_seconds=settings.maintenance_interval_seconds,
+    )
+    register_tasks(broker, diagnostics_enabled=settings.diagnostics_enabled)
+    broker.is_worker_process = True
+    await broker.refresh_policies()
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
+
+    finish = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, finish.set)
+
+    receiver = Receiver(
+        broker,
+        max_async_tasks=broker.capacity,
+        wait_tasks_timeout=settings.shutdown_grace_seconds,
+        ack_type=AcknowledgeType.WHEN_SAVED,
+    )
+    logger.info(
+        "worker started",
+        extra={"queues": settings.queue_list, "worker": worker_id, "capacity": broker.capacity},
+    )
+    await receiver.listen(finish)
+    logger.info("stopping: no new jobs taken", extra={"worker": worker_id})
+    await broker.shutdown()
+    leftovers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in leftovers:
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.gather(*leftovers, return_exceptions=True)
+    await redis.aclose()
+    logger.info("worker stopped", extra={"worker": worker_id})
