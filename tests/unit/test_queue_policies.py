@@ -22,7 +22,7 @@ def test_exponential_backoff_doubles_up_to_its_cap() -> None:
 
 def test_jitter_only_adds_up_to_its_fraction() -> None:
     backoff = Backoff(type=BackoffType.FIXED, base_delay_ms=1000, jitter=0.25)
-    delays = [backoff.delay_ms(1, random.Random(seed)  # noqa: S311) for seed in range(200)]
+    delays = [backoff.delay_ms(1, random.Random(seed)) for seed in range(200)]  # noqa: S311
     assert min(delays) >= 1000
     assert max(delays) <= 1250
     assert len(set(delays)) > 50
