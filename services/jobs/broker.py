@@ -280,28 +280,52 @@ class SwitchboardBroker(AsyncBroker):
         self._backend.in_flight.clear()
 
     async def listen(self) -> AsyncGenerator[bytes | AckableMessage, None]:
+        """Claims jobs while this worker has room; when there is none, sleeps until woken or due.
+
+        A submit, retry or resume wakes the worker through a blocking pop on the queues' markers. The
+        next delayed job's due time is kept by a local timer instead, since Redis only checks blocking
+        timeouts at its own tick (up to 100 ms late): a pending wake-up is kept, never lost, across it.
+        """
+        wake: asyncio.Task[None] | None = None
         backoff = 0.05
-        while self.accepting:
-            leases = await self._queues_with_room()
-            try:
-                claimed = await self.store.claim(self.worker_id, leases)
-                if not isinstance(claimed, ClaimedJob):
-                    wait = MAX_IDLE_WAIT_SECONDS
-                    if claimed.next_due_ms is not None:
-                        wait = min(wait, max(0.001, (claimed.next_due_ms - claimed.now_ms) / 1000))
-                    await self.store.wait_for_work([queue for queue, _ in leases], wait)
-                    backoff = 0.05
+        try:
+            while self.accepting:
+                leases = await self._queues_with_room()
+                try:
+                    claimed = await self.store.claim(self.worker_id, leases)
+                except RedisError as error:
+                    backoff = await self._back_off("waiting for jobs", error, backoff)
                     continue
-            except RedisError as error:
-                logger.warning(
-                    "Redis unreachable while waiting for jobs; retrying", extra={"error": str(error)}
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 1.0)
-                continue
-            backoff = 0.05
-            self._track(claimed)
-            yield AckableMessage(data=claimed.message, ack=partial(self._done, claimed.id))
+                if isinstance(claimed, ClaimedJob):
+                    backoff = 0.05
+                    self._track(claimed)
+                    yield AckableMessage(data=claimed.message, ack=partial(self._done, claimed.id))
+                    continue
+                if wake is None:
+                    queues = [queue for queue, _ in leases]
+                    wake = asyncio.create_task(self.store.wait_for_work(queues, MAX_IDLE_WAIT_SECONDS))
+                due_in = None
+                if claimed.next_due_ms is not None:
+                    due_in = max(0.0, (claimed.next_due_ms - claimed.now_ms) / 1000)
+                done, _ = await asyncio.wait({wake}, timeout=due_in)
+                if wake in done:
+                    failure = wake.exception()
+                    wake = None
+                    if isinstance(failure, RedisError):
+                        backoff = await self._back_off("waiting for jobs", failure, backoff)
+                    elif failure is not None:
+                        raise failure
+                    else:
+                        backoff = 0.05
+        finally:
+            if wake is not None:
+                wake.cancel()
+
+    @staticmethod
+    async def _back_off(doing: str, error: Exception, delay: float) -> float:
+        logger.warning("Redis unreachable while %s; retrying", doing, extra={"error": str(error)})
+        await asyncio.sleep(delay)
+        return min(delay * 2, 1.0)
 
     def _track(self, claimed: ClaimedJob) -> None:
         self._running_per_queue[claimed.queue] += 1

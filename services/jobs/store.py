@@ -165,8 +165,10 @@ class JobStore:
         found: list[Job] = []
         # Each queue's index is read newest first from the cursor; merging them keeps global order.
         candidates: list[tuple[float, str, str]] = []
+        # Without a search a page needs at most page_size entries of each queue; a search scans further.
+        wanted = SEARCH_SCAN_BUDGET if search else page_size
         for queue in queues:
-            entries = await self._entries_before(self.queue_key(queue, index), cursor, SEARCH_SCAN_BUDGET)
+            entries = await self._entries_before(self.queue_key(queue, index), cursor, wanted)
             candidates.extend((score, job_id, queue) for job_id, score in entries)
         candidates.sort(key=lambda entry: (entry[0], entry[1]), reverse=True)
         last: tuple[float, str] | None = None
@@ -189,6 +191,9 @@ class JobStore:
         self, key: str, cursor: tuple[float, str] | None, count: int
     ) -> list[tuple[str, float]]:
         top: float | str = "+inf" if cursor is None else cursor[0]
+        if cursor is not None:
+            # Entries sharing the cursor's score (same millisecond) come back too and are skipped below.
+            count += await self.redis.zcount(key, cursor[0], cursor[0])
         raw = cast(
             list[tuple[bytes, float]],
             await self.redis.zrevrangebyscore(key, top, "-inf", start=0, num=count, withscores=True),

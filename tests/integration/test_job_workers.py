@@ -7,7 +7,9 @@ API will) so the reliability guarantees are shown in seconds.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -15,10 +17,15 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from devstack.ports import free_port
+from devstack.processes import ManagedProcess
 from devstack.redis import RedisServer
+from devstack.services import REPO_ROOT
+from services.jobs.broker import SwitchboardBroker
 from services.jobs.manager import JobManager, SubmitRequest
 from services.jobs.model import Job, JobState
+from services.jobs.queues import QUEUE_NAMES, PolicyBook
 from services.jobs.store import JobStore
+from services.jobs.tasks import register_tasks
 from services.runtime.redis_pool import create_redis
 from services.runtime.settings import RedisSettings
 from tests.integration.conftest import Workers, build_manager, store_policies
@@ -215,3 +222,58 @@ async def test_policy_changes_reach_running_workers(
     assert failed.error is not None
     assert failed.error.type == "TimeoutError"
     assert failed.error.retryable
+
+
+async def test_retention_runs_inside_the_workers(
+    jobs: JobManager, store: JobStore, redis_client: Redis, key_prefix: str, workers: Workers
+) -> None:
+    await store_policies(redis_client, key_prefix, {"analytics": {"remove_on_complete": {"count": 2}}})
+    workers.start("a")
+    submitted = [await _submit(jobs, "diagnostics.echo", n=index) for index in range(5)]
+    await eventually(
+        lambda: store.counts("analytics"),
+        lambda counts: counts[JobState.COMPLETED] == 2 and counts[JobState.WAITING] == 0,
+        timeout=15,
+        what="only the newest two completed jobs kept",
+    )
+    kept, _ = await store.list_jobs(queues=["analytics"], state=JobState.COMPLETED)
+    assert {job.id for job in kept} <= {job.id for job in submitted}
+
+
+async def test_a_worker_serves_only_its_queues(jobs: JobManager, store: JobStore, workers: Workers) -> None:
+    workers.start("bq", queues=("bigquery",))
+    analytics = await _submit(jobs, "diagnostics.echo", queue="analytics")
+    bigquery = await _submit(jobs, "diagnostics.echo", queue="bigquery")
+    await _wait_state(store, bigquery.id, JobState.COMPLETED, timeout=15)
+    assert (await store.get(analytics.id)).state is JobState.WAITING
+
+
+async def test_a_stock_taskiq_worker_runs_switchboard_jobs(
+    jobs: JobManager, store: JobStore, redis_server: RedisServer, key_prefix: str, tmp_path: Path
+) -> None:
+    worker = ManagedProcess(
+        "taskiq-worker",
+        [sys.executable, "-m", "taskiq", "worker", "services.jobs.taskiq_app:broker", "--workers", "1"],
+        log_path=tmp_path / "taskiq-worker.log",
+        env={**os.environ, "REDIS_PORT": str(redis_server.port), "JOBS_KEY_PREFIX": key_prefix},
+        cwd=REPO_ROOT,
+    )
+    worker.start()
+    try:
+        job = await _submit(jobs, "diagnostics.echo", queue="analytics", via="taskiq worker")
+        done = await _wait_state(store, job.id, JobState.COMPLETED, timeout=30)
+        assert done.result == {"via": "taskiq worker"}
+    finally:
+        worker.stop()
+
+
+async def test_taskiq_kiq_submits_a_job_and_waits_for_its_result(store: JobStore, workers: Workers) -> None:
+    broker = SwitchboardBroker(store, PolicyBook(), queues=QUEUE_NAMES)
+    register_tasks(broker, diagnostics_enabled=True)
+    workers.start("a")
+    echo = broker.find_task("diagnostics.echo")
+    assert echo is not None
+    sent = await echo.kicker().with_labels(queue="bigquery").kiq(hello="taskiq")
+    result = await sent.wait_result(timeout=15, check_interval=0.02)
+    assert result.return_value == {"hello": "taskiq"}
+    assert (await store.get(sent.task_id)).queue == "bigquery"

@@ -127,7 +127,7 @@ async def test_unimplemented_rpcs_answer_unimplemented(jobs: jobs_pb2_grpc.JobsS
 
 async def test_the_callers_request_id_is_bound_for_the_call(jobs: jobs_pb2_grpc.JobsServiceStub) -> None:
     response = await jobs.ListJobs(jobs_pb2.ListJobsRequest(), metadata=(("x-request-id", "req-abc"),))
-    assert response.next_page_token == "req-abc"  # noqa: S105 - a page token, not a password
+    assert response.next_page_token == "req-abc"
     generated = await jobs.ListJobs(jobs_pb2.ListJobsRequest())
     assert len(generated.next_page_token) == 32, "a call without one gets a fresh id"
 
@@ -150,7 +150,7 @@ async def test_sibling_channels_carry_the_request_id_and_a_default_deadline(serv
     finally:
         reset_request_id(token)
         await channel.close()
-    assert response.next_page_token == "req-from-upstream"  # noqa: S105 - a page token, not a password
+    assert response.next_page_token == "req-from-upstream"
 
 
 async def test_a_call_to_a_hanging_sibling_ends_at_the_default_deadline(black_hole: BlackHole) -> None:

@@ -6,8 +6,12 @@ import json
 import random
 
 import pytest
+from redis.asyncio import Redis
 
+from services.jobs.broker import SwitchboardBroker
 from services.jobs.queues import DEFAULT_POLICIES, Backoff, BackoffType, PolicyBook
+from services.jobs.store import JobStore
+from services.jobs.tasks import register_tasks
 
 
 def test_fixed_backoff_waits_the_same_each_time() -> None:
@@ -57,3 +61,14 @@ def test_a_bad_override_keeps_the_defaults_and_is_logged(caplog: pytest.LogCaptu
     book.apply_settings(json.dumps({"version": 1, "queue_policies": {"analytics": {"max_attempts": -1}}}))
     assert book["analytics"] == DEFAULT_POLICIES["analytics"]
     assert any("invalid policy override" in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("enabled", "expected"),
+    [(True, ["diagnostics.crash", "diagnostics.echo", "diagnostics.fail", "diagnostics.sleep"]), (False, [])],
+)
+def test_diagnostic_tasks_exist_only_when_enabled(enabled: bool, expected: list[str]) -> None:
+    redis_never_used = Redis()
+    broker = SwitchboardBroker(JobStore(redis_never_used, prefix="x"), PolicyBook(), queues=["analytics"])
+    register_tasks(broker, diagnostics_enabled=enabled)
+    assert broker.tasks_for("analytics") == expected

@@ -1,0 +1,23 @@
+"""The broker as a module-level object, for taskiq's own CLI: `taskiq worker services.jobs.taskiq_app:broker`.
+
+`python -m services.jobs.worker` is the usual way to run workers (graceful stop, metrics, --queues);
+this module exists so Switchboard's queues also run under a stock `taskiq worker`. Settings come from
+the environment, as for every process.
+"""
+
+from services.jobs.broker import SwitchboardBroker
+from services.jobs.queues import PolicyBook
+from services.jobs.settings import WorkerSettings
+from services.jobs.store import JobStore
+from services.jobs.tasks import register_tasks
+from services.runtime.redis_pool import create_redis
+from services.runtime.settings import load_settings
+
+_settings = load_settings(WorkerSettings)
+broker = SwitchboardBroker(
+    JobStore(create_redis(_settings.redis), prefix=_settings.jobs_key_prefix),
+    PolicyBook(),
+    queues=_settings.queue_list,
+    maintenance_interval_seconds=_settings.maintenance_interval_seconds,
+)
+register_tasks(broker, diagnostics_enabled=_settings.diagnostics_enabled)
