@@ -17,6 +17,8 @@ def render(settings: GatewaySettings) -> str:
         "LISTEN_PORT": str(settings.port),
         "ADMIN_PORT": str(settings.admin_port),
         "DESCRIPTOR_PATH": str(Path(settings.descriptor_path).resolve()),
+        "RATELIMIT_TIMEOUT": f"{settings.ratelimit_timeout_ms / 1000:g}s",
+        "RATELIMIT_FAIL_CLOSED": "true" if settings.ratelimit_fail_closed else "false",
     }
     for service, address in settings.peers.by_service().items():
         host, port = split_address(address)

@@ -17,4 +17,10 @@ class GatewaySettings(BaseSettings):
     descriptor_path: str = Field(
         default="gen/descriptor.binpb", description="The descriptor set `make protos` writes."
     )
+    ratelimit_timeout_ms: int = Field(
+        default=50, ge=5, le=5000, description="How long Envoy waits for a rate-limit decision."
+    )
+    ratelimit_fail_closed: bool = Field(
+        default=False, description="Deny requests when the rate-limit service does not answer."
+    )
     peers: PeerAddresses = Field(default_factory=PeerAddresses)

@@ -19,7 +19,7 @@ import os
 import socket
 import time
 import traceback
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -40,8 +40,8 @@ from services.jobs import metrics
 from services.jobs.context import JobCancelledError, JobContext
 from services.jobs.model import AttemptError, JobState
 from services.jobs.queues import PolicyBook
-from services.jobs.store import ClaimedJob, JobStore
-from services.runtime.errors import NonRetryableError
+from services.jobs.store import ClaimedJob, JobStore, Throttle
+from services.runtime.errors import NonRetryableError, RateLimitedError
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,15 @@ class JobResultBackend(AsyncResultBackend[Any]):
         queue = running.queue
         error = _attempt_error(result)
         retry_delay_ms = 0
-        if error is None:
+        if isinstance(result.error, RateLimitedError):
+            hold_ms = max(1, int(result.error.retry_after_seconds * 1000))
+            logger.warning(
+                "upstream rate limited: the queue holds",
+                extra={"job_id": task_id, "queue": queue, "hold_ms": hold_ms},
+            )
+            outcome: dict[str, Any] = {"hold_ms": hold_ms}
+            error = None
+        elif error is None:
             outcome = {"result": result.return_value}
         else:
             attempt = running.claimed.attempts + 1
@@ -192,7 +200,9 @@ class SwitchboardBroker(AsyncBroker):
         worker_id: str | None = None,
         settings_key: str | None = None,
         maintenance_interval_seconds: float = 1.0,
+        fetch_rules: Callable[[], Awaitable[Mapping[str, Throttle]]] | None = None,
     ) -> None:
+        """`fetch_rules` reads the rate-limit rules (name → throttle) for queues whose policy names one."""
         super().__init__()
         self.store = store
         self.policies = policies
@@ -208,6 +218,9 @@ class SwitchboardBroker(AsyncBroker):
         self._rotation = 0
         self._background: list[asyncio.Task[None]] = []
         self.accepting = True
+        self._fetch_rules = fetch_rules
+        self._throttles: dict[str, Throttle] = {}
+        self._rules_known = fetch_rules is None
 
     # --- submitting (taskiq's `.kiq()`) ------------------------------------------------------------
 
@@ -257,6 +270,7 @@ class SwitchboardBroker(AsyncBroker):
                 for loop in (self._heartbeats, self._maintenance, self._cancellations)
             ]
             await self.refresh_policies()
+            await self.refresh_throttles()
 
     async def shutdown(self) -> None:
         self.accepting = False
@@ -292,7 +306,7 @@ class SwitchboardBroker(AsyncBroker):
             while self.accepting:
                 leases = await self._queues_with_room()
                 try:
-                    claimed = await self.store.claim(self.worker_id, leases)
+                    claimed = await self.store.claim(self.worker_id, leases, self._throttles)
                 except RedisError as error:
                     backoff = await self._back_off("waiting for jobs", error, backoff)
                     continue
@@ -348,13 +362,17 @@ class SwitchboardBroker(AsyncBroker):
             self._slot_freed.notify_all()
 
     async def _queues_with_room(self) -> list[tuple[str, int]]:
-        """(queue, lease ms) of the queues below their concurrency, rotated for fairness; waits for one."""
+        """(queue, lease ms) of the queues below their concurrency, rotated for fairness; waits for one.
+
+        A queue whose rate-limit rule was never read starts nothing: its limit is honoured, not guessed.
+        """
         async with self._slot_freed:
             while True:
                 room = [
                     (queue, self.policies[queue].lease_ms)
                     for queue in self.queues
                     if self._running_per_queue[queue] < self.policies[queue].concurrency
+                    and (self._rules_known or not self.policies[queue].rate_limit_rule)
                 ]
                 if room:
                     self._rotation = (self._rotation + 1) % len(room)
@@ -382,11 +400,39 @@ class SwitchboardBroker(AsyncBroker):
                             logger.error("job's lease was lost; stopping it", extra={"job_id": job_id})
                         running.context.cancelled.set()
 
+    async def refresh_throttles(self) -> None:
+        """Reads the rate-limit rules the queues' policies name; keeps the last ones if that fails."""
+        if self._fetch_rules is None:
+            return
+        try:
+            rules = await self._fetch_rules()
+        except Exception as error:  # the rate-limit service is another process: any failure is "not now"
+            logger.warning(
+                "could not read rate-limit rules; keeping the last known", extra={"error": str(error)}
+            )
+            return
+        throttles = {}
+        for queue in self.queues:
+            name = self.policies[queue].rate_limit_rule
+            if name and name in rules:
+                throttles[queue] = rules[name]
+            elif name:
+                logger.warning(
+                    "queue's rate-limit rule does not exist; not throttled",
+                    extra={"queue": queue, "rule": name},
+                )
+        self._throttles = throttles
+        if not self._rules_known:
+            self._rules_known = True
+            async with self._slot_freed:
+                self._slot_freed.notify_all()
+
     async def _maintenance(self) -> None:
         """Reclaims expired leases, applies retention and picks up policy changes, every interval."""
         while True:
             try:
                 await self.refresh_policies()
+                await self.refresh_throttles()
                 for queue in self.queues:
                     policy = self.policies[queue]
                     requeued, dead = await self.store.reclaim_expired(queue, policy.max_deliveries)

@@ -1,8 +1,8 @@
 """Diagnostic tasks, on every queue when enabled: for tests, benchmarks and smoke checks through the API.
 
 `diagnostics.echo` returns its payload; `diagnostics.sleep` sleeps `ms`, reporting progress, and stops
-when cancelled; `diagnostics.fail` fails (retryable or not); `diagnostics.crash` kills its own worker
-process (a chaos check of crash recovery and dead-lettering).
+when cancelled; `diagnostics.fail` fails (retryable or not, or rate limited); `diagnostics.crash` kills
+its own worker process (a chaos check of crash recovery and dead-lettering).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from taskiq import TaskiqDepends
 
 from services.jobs.context import JobContext, current_job
-from services.runtime.errors import NonRetryableError, RetryableError
+from services.runtime.errors import NonRetryableError, RateLimitedError, RetryableError
 
 PROGRESS_STEPS = 10
 
@@ -33,7 +33,12 @@ async def sleep(ms: int = 1000, job: JobContext = TaskiqDepends(current_job)) ->
     return {"slept_ms": ms}
 
 
-async def fail(retryable: bool = True, message: str = "diagnostics.fail was asked to fail") -> None:
+async def fail(
+    retryable: bool = True, message: str = "diagnostics.fail was asked to fail", retry_after_ms: int = 0
+) -> None:
+    """Fails; with `retry_after_ms` as an upstream's 429 would (the queue holds that long)."""
+    if retry_after_ms > 0:
+        raise RateLimitedError(message, retry_after_seconds=retry_after_ms / 1000)
     if retryable:
         raise RetryableError(message)
     raise NonRetryableError(message)

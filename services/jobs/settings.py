@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from services.jobs.queues import QUEUE_NAMES
-from services.runtime.settings import ServiceSettings
+from services.runtime.settings import PeerAddresses, ServiceSettings
 
 
 class JobsSettings(ServiceSettings):
@@ -17,6 +17,7 @@ class JobsSettings(ServiceSettings):
 
 
 class WorkerSettings(JobsSettings):
+    peers: PeerAddresses = Field(default_factory=PeerAddresses)
     queues: str = Field(default=",".join(QUEUE_NAMES), description="Comma-separated queues to serve.")
     maintenance_interval_seconds: float = Field(default=1.0, gt=0, le=60)
 

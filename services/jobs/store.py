@@ -14,7 +14,7 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from services.jobs.model import AttemptError, Job, JobState
+from services.ratelimit.limiter import shared_lua
 from services.runtime.errors import (
     ConflictError,
     FailedPreconditionError,
@@ -39,7 +40,19 @@ SEARCH_SCAN_BUDGET = 5000
 
 @cache
 def _lua(name: str) -> str:
-    return (LUA_DIR / "prelude.lua").read_text() + "\n" + (LUA_DIR / f"{name}.lua").read_text()
+    # Every script gets the prelude and the limiter's algorithms (the queue throttle is the same limiter).
+    parts = [(LUA_DIR / "prelude.lua").read_text(), shared_lua(), (LUA_DIR / f"{name}.lua").read_text()]
+    return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """How fast a queue may start jobs: a rate-limit rule's parameters (see services.ratelimit.rules)."""
+
+    algorithm: str
+    period_ms: int
+    limit: int
+    capacity: int
 
 
 @dataclass(frozen=True)
@@ -215,9 +228,25 @@ class JobStore:
 
     # --- workers ----------------------------------------------------------------------------------
 
-    async def claim(self, worker: str, leases: Sequence[tuple[str, int]]) -> ClaimedJob | NothingToClaim:
-        """Takes the next job from the first of `leases` ((queue, lease ms) pairs) that has one."""
-        reply = await self._run("claim", worker, *(item for pair in leases for item in pair))
+    async def claim(
+        self, worker: str, leases: Sequence[tuple[str, int]], throttles: Mapping[str, Throttle] | None = None
+    ) -> ClaimedJob | NothingToClaim:
+        """Takes the next job from the first of `leases` ((queue, lease ms) pairs) that has one and whose
+        throttle allows a start now."""
+        arguments: list[str | int] = []
+        for queue, lease_ms in leases:
+            throttle = (throttles or {}).get(queue)
+            arguments += [queue, lease_ms]
+            if throttle is None:
+                arguments += ["", 0, 0, 0]
+            else:
+                arguments += [
+                    throttle.algorithm,
+                    throttle.period_ms * 1000,
+                    throttle.limit,
+                    throttle.capacity,
+                ]
+        reply = await self._run("claim", worker, *arguments)
         if not reply[0]:
             next_due = int(reply[1])
             return NothingToClaim(next_due_ms=next_due if next_due >= 0 else None, now_ms=int(reply[2]))
@@ -248,8 +277,13 @@ class JobStore:
         result: Any = None,
         error: AttemptError | None = None,
         retry_delay_ms: int = 0,
+        hold_ms: int = 0,
     ) -> Finished:
-        if error is None:
+        """Records an attempt's outcome: its result, or its error (retried after `retry_delay_ms` if the
+        policy allows), or with `hold_ms` a rate-limited upstream (the job waits again, the queue holds)."""
+        if hold_ms:
+            reply = await self._run("finish", job_id, worker, 0, "", "{}", 0, 0, KEEP_ATTEMPT_ERRORS, hold_ms)
+        elif error is None:
             reply = await self._run(
                 "finish", job_id, worker, 1, json.dumps(result), "", 0, 0, KEEP_ATTEMPT_ERRORS
             )

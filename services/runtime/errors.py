@@ -115,3 +115,15 @@ class NonRetryableError(JobError):
 
     reason = "JOB_FAILED_PERMANENTLY"
     retryable = False
+
+
+class RateLimitedError(JobError):
+    """An upstream answered "too many requests": the job waits again (no attempt used) and its whole
+    queue holds for `retry_after_seconds` (BullMQ's `RateLimitError`)."""
+
+    reason = "JOB_RATE_LIMITED"
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after_seconds: float) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds

@@ -52,6 +52,7 @@ def test_no_grpc_headers_leak_into_rest_answers(stack: Stack, http: requests.Ses
         http.get(f"{stack.gateway_url}/api/test-connection", timeout=10),
         http.get(f"{stack.gateway_url}/api/job/status", params={"id": "x"}, timeout=10),
         http.get(f"{stack.gateway_url}/api/rate-limits", timeout=10),
+        http.get(f"{stack.gateway_url}/api/settings", timeout=10),
     ):
         assert not [name for name in response.headers if name.lower().startswith("grpc-")]
 
@@ -78,9 +79,9 @@ def test_malformed_json_body_is_400_json(stack: Stack, http: requests.Session) -
 
 
 def test_an_unimplemented_rpc_is_501_json(stack: Stack, http: requests.Session) -> None:
-    response = http.get(f"{stack.gateway_url}/api/rate-limits", timeout=10)
+    response = http.get(f"{stack.gateway_url}/api/settings", timeout=10)
     body = _assert_json_error(response, 501, 12)
-    assert "RateLimitService/ListRules" in str(body["message"])
+    assert "SettingsService/GetSettings" in str(body["message"])
 
 
 def test_every_rest_path_reaches_its_service(stack: Stack, http: requests.Session) -> None:
@@ -93,11 +94,6 @@ def test_every_rest_path_reaches_its_service(stack: Stack, http: requests.Sessio
         ("GET", "/api/bigquery/results?job_id=q1&page_size=10", None),
         ("POST", "/api/bigquery/cancel", {"jobId": "q1"}),
         ("POST", "/api/query", {"sql": "SELECT 1", "waitMs": 1000}),
-        ("GET", "/api/rate-limits", None),
-        ("PUT", "/api/rate-limits/api", {"limit": 100, "period": "1s", "algorithm": "ALGORITHM_GCRA"}),
-        ("DELETE", "/api/rate-limits/api", None),
-        ("POST", "/api/rate-limits/check", {"rule": "api", "key": "k", "cost": 1}),
-        ("GET", "/api/rate-limits/usage?rule=api&key=k", None),
         ("GET", "/api/settings", None),
         (
             "PATCH",

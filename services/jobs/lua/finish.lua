@@ -1,4 +1,5 @@
--- ARGV: prefix, id, worker, ok (1|0), result_json, error_json, retryable (1|0), retry_delay_ms, keep_errors
+-- ARGV: prefix, id, worker, ok (1|0), result_json, error_json, retryable (1|0), retry_delay_ms, keep_errors,
+--       hold_ms (> 0: the task was rate limited upstream; the job waits again and the queue holds that long)
 -- Ends an attempt: COMPLETED; or after an error CANCELLED (if asked), DELAYED/WAITING for a retry, FAILED.
 -- → {state, attempts, now}, or {'stale', state} when the job is no longer this worker's.
 local id = ARGV[2]
@@ -8,6 +9,15 @@ if h[1] ~= 'active' or h[2] ~= ARGV[3] then return {'stale', h[1] or ''} end
 local q = h[3]
 local t = now_ms()
 redis.call('ZREM', qkey(q, 'active'), id)
+local hold = tonumber(ARGV[10] or 0)
+if hold > 0 then
+  -- Not a failure: no attempt and no delivery counted, and nothing on the queue starts before then.
+  redis.call('HINCRBY', key, 'deliveries', -1)
+  redis.call('SET', qkey(q, 'hold'), 1, 'PX', hold)
+  set_state(id, q, 'active', 'waiting', t)
+  requeue(id, q, t)
+  return {'waiting', tonumber(redis.call('HGET', key, 'attempts')), t}
+end
 local attempts = redis.call('HINCRBY', key, 'attempts', 1)
 redis.call('HSET', key, 'worker', '')
 local state

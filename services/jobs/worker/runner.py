@@ -24,6 +24,8 @@ from services.jobs.queues import PolicyBook
 from services.jobs.settings import WorkerSettings
 from services.jobs.store import JobStore
 from services.jobs.tasks import register_tasks
+from services.jobs.worker.ratelimit_rules import rules_reader
+from services.runtime.channels import open_channel
 from services.runtime.logs import configure_logging
 from services.runtime.redis_pool import create_redis
 from services.runtime.settings import ConfigurationError, load_settings
@@ -51,12 +53,16 @@ def main(argv: list[str] | None = None) -> None:
 async def run_worker(settings: WorkerSettings) -> None:
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
     redis = create_redis(settings.redis, client_name=f"switchboard-worker:{worker_id}")
+    ratelimit_channel = open_channel(
+        settings.peers.ratelimit_address, default_timeout=settings.call_timeout_seconds
+    )
     broker = SwitchboardBroker(
         JobStore(redis, prefix=settings.jobs_key_prefix),
         PolicyBook(),
         queues=settings.queue_list,
         worker_id=worker_id,
         maintenance_interval_seconds=settings.maintenance_interval_seconds,
+        fetch_rules=rules_reader(ratelimit_channel, deadline_seconds=settings.call_timeout_seconds),
     )
     register_tasks(broker, diagnostics_enabled=settings.diagnostics_enabled)
     broker.is_worker_process = True
@@ -87,5 +93,6 @@ async def run_worker(settings: WorkerSettings) -> None:
         task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.gather(*leftovers, return_exceptions=True)
+    await ratelimit_channel.close()
     await redis.aclose()
     logger.info("worker stopped", extra={"worker": worker_id})
