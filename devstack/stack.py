@@ -77,6 +77,8 @@ class Stack:
         admin.process.env = {**(admin.process.env or {}), **peer_env}
         admin.start()
         for worker in self.workers:
+            # Workers read the throttled queue's rule from the rate-limit service.
+            worker.process.env = {**(worker.process.env or {}), **peer_env}
             worker.start()
         admin.wait_ready(timeout)
 

@@ -72,7 +72,7 @@ class Rule:
     @classmethod
     def from_json(cls, raw: str | bytes) -> Rule:
         data = json.loads(raw)
-        return cls(**{**data, "algorithm": Algorithm(data["algorithm"])})
+        return cls(**{**data, "algorithm": Algorithm(data.get("algorithm", "gcra"))})
 
 
 DEFAULT_RULES: tuple[Rule, ...] = (

@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 
 async def build(settings: RateLimitSettings, context: ServiceContext) -> Sequence[ServiceBinding]:
-    rules = RuleBook(context.redis, prefix=settings.ratelimit_key_prefix)
+    rules = RuleBook(context.redis, prefix=settings.ratelimit_key_prefix, defaults=settings.seed_rules())
     try:
         await rules.load()
     except RedisError:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import json
 
+from pydantic import Field, field_validator
+
+from services.ratelimit.rules import DEFAULT_RULES, Rule
+from services.runtime.errors import InvalidArgumentError
 from services.runtime.settings import ServiceSettings
 
 
@@ -17,3 +21,28 @@ class RateLimitSettings(ServiceSettings):
     )
     rules_refresh_seconds: float = Field(default=0.5, gt=0, le=10)
     gateway_domain: str = "switchboard"
+    ratelimit_default_rules: str = Field(
+        default="",
+        description="JSON list of rules seeded on the first start, e.g. "
+        '[{"name": "api", "limit": 100, "period_ms": 1000, "burst": 100}]; empty: the built-in defaults.',
+    )
+
+    def seed_rules(self) -> tuple[Rule, ...]:
+        if not self.ratelimit_default_rules:
+            return DEFAULT_RULES
+        return tuple(
+            Rule.from_json(json.dumps({"algorithm": "gcra", **entry})).validated()
+            for entry in json.loads(self.ratelimit_default_rules)
+        )
+
+    @field_validator("ratelimit_default_rules")
+    @classmethod
+    def _valid_rules(cls, value: str) -> str:
+        if value:
+            try:
+                entries = json.loads(value)
+                for entry in entries:
+                    Rule.from_json(json.dumps({"algorithm": "gcra", **entry})).validated()
+            except (ValueError, TypeError, KeyError, InvalidArgumentError) as error:
+                raise ValueError(f"not a JSON list of valid rules: {error}") from None
+        return value

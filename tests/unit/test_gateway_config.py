@@ -36,3 +36,10 @@ def test_split_address(address: str, expected: tuple[str, int]) -> None:
 def test_split_address_rejects_what_is_not_host_port(address: str) -> None:
     with pytest.raises(ValueError, match="expected host:port"):
         split_address(address)
+
+
+def test_rate_limiting_fails_open_unless_told_to_fail_closed() -> None:
+    assert "failure_mode_deny: false" in render(GatewaySettings())
+    closed = render(GatewaySettings(ratelimit_fail_closed=True, ratelimit_timeout_ms=80))
+    assert "failure_mode_deny: true" in closed
+    assert "timeout: 0.08s" in closed

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from services.ratelimit.rules import Algorithm, Rule
+from services.ratelimit.rules import DEFAULT_RULES, Algorithm, Rule
+from services.ratelimit.settings import RateLimitSettings
 from services.runtime.errors import InvalidArgumentError
+from services.runtime.settings import ConfigurationError, load_settings
 
 
 @pytest.mark.parametrize(
@@ -44,3 +46,13 @@ def test_invalid_rules_say_what_is_wrong(rule: Rule, field: str, complaint: str)
 def test_burst_defaults_to_a_full_period() -> None:
     assert Rule(name="a", limit=50, period_ms=1000).capacity == 50
     assert Rule(name="a", limit=50, period_ms=1000, burst=5).capacity == 5
+
+
+def test_seeded_rules_come_from_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RATELIMIT_DEFAULT_RULES", '[{"name": "api", "limit": 20, "period_ms": 60000}]')
+    assert load_settings(RateLimitSettings).seed_rules() == (Rule(name="api", limit=20, period_ms=60_000),)
+    monkeypatch.setenv("RATELIMIT_DEFAULT_RULES", '[{"name": "api", "limit": 0, "period_ms": 1000}]')
+    with pytest.raises(ConfigurationError, match="RATELIMIT_DEFAULT_RULES"):
+        load_settings(RateLimitSettings)
+    monkeypatch.delenv("RATELIMIT_DEFAULT_RULES")
+    assert load_settings(RateLimitSettings).seed_rules() == DEFAULT_RULES
