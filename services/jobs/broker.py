@@ -312,6 +312,9 @@ class SwitchboardBroker(AsyncBroker):
                     continue
                 if isinstance(claimed, ClaimedJob):
                     backoff = 0.05
+                    if self.find_task(claimed.task) is None:
+                        await self._refuse_unknown_task(claimed)
+                        continue
                     self._track(claimed)
                     yield AckableMessage(data=claimed.message, ack=partial(self._done, claimed.id))
                     continue
@@ -340,6 +343,22 @@ class SwitchboardBroker(AsyncBroker):
         logger.warning("Redis unreachable while %s; retrying", doing, extra={"error": str(error)})
         await asyncio.sleep(delay)
         return min(delay * 2, 1.0)
+
+    async def _refuse_unknown_task(self, claimed: ClaimedJob) -> None:
+        """A job for a task this worker does not have fails at once, saying so (taskiq would drop it)."""
+        error = AttemptError(
+            type="UnknownTask",
+            message=f"no task {claimed.task!r} in worker {self.worker_id}; deploy workers that register it",
+            retryable=False,
+        )
+        logger.error(
+            "job names a task this worker does not have", extra={"job_id": claimed.id, "task": claimed.task}
+        )
+        await _persist(
+            lambda: self.store.finish(claimed.id, self.worker_id, error=error),
+            what=f"outcome of job {claimed.id}",
+            give_up_after=self.policies[claimed.queue].lease_ms / 1000,
+        )
 
     def _track(self, claimed: ClaimedJob) -> None:
         self._running_per_queue[claimed.queue] += 1

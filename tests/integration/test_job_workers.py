@@ -277,3 +277,14 @@ async def test_taskiq_kiq_submits_a_job_and_waits_for_its_result(store: JobStore
     result = await sent.wait_result(timeout=15, check_interval=0.02)
     assert result.return_value == {"hello": "taskiq"}
     assert (await store.get(sent.task_id)).queue == "bigquery"
+
+
+async def test_a_job_for_a_task_the_worker_lacks_fails_saying_so(
+    jobs: JobManager, store: JobStore, workers: Workers
+) -> None:
+    job = await _submit(jobs, "diagnostics.echo")
+    workers.start("without-diagnostics", DIAGNOSTICS_ENABLED="false")
+    failed = await _wait_state(store, job.id, JobState.FAILED, timeout=15)
+    assert failed.error is not None
+    assert failed.error.type == "UnknownTask"
+    assert "diagnostics.echo" in failed.error.message
