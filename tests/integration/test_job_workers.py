@@ -7,6 +7,7 @@ API will) so the reliability guarantees are shown in seconds.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -140,6 +141,15 @@ async def test_retry_backoff_and_delays_are_kept_without_a_scheduler(
         assert previous_end is not None
         assert next_start is not None
         assert 0.8 * expected <= next_start - previous_end <= 1.2 * expected, (attempt, errors)
+
+    logged = [
+        json.loads(line)
+        for line in workers.started[0].process.log_path.read_text().splitlines()
+        if failing.id in line and '"attempt failed"' in line
+    ]
+    assert [(entry["attempt"], entry["error_type"], entry["queue"], entry["task"]) for entry in logged] == [
+        (attempt, "RetryableError", "analytics", "diagnostics.fail") for attempt in (1, 2, 3, 4)
+    ], "each failed attempt is logged once, structured"
 
     done = await _wait_state(store, delayed.id, JobState.COMPLETED, timeout=10)
     assert done.started_at_ms is not None
