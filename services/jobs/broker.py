@@ -121,7 +121,8 @@ class JobResultBackend(AsyncResultBackend[Any]):
             )  # fmt: skip
 
     async def is_result_ready(self, task_id: str) -> bool:
-        return (await self._store.get(task_id)).state is JobState.COMPLETED
+        """Ready once the job finished, whichever way (taskiq then reads its result or its error)."""
+        return (await self._store.get(task_id)).state.finished
 
     async def get_result(self, task_id: str, with_logs: bool = False) -> TaskiqResult[Any]:
         job = await self._store.get(task_id)
