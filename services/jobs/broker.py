@@ -222,6 +222,7 @@ class SwitchboardBroker(AsyncBroker):
         self._fetch_rules = fetch_rules
         self._throttles: dict[str, Throttle] = {}
         self._rules_known = fetch_rules is None
+        self._rules_unreachable = False
 
     # --- submitting (taskiq's `.kiq()`) ------------------------------------------------------------
 
@@ -420,17 +421,26 @@ class SwitchboardBroker(AsyncBroker):
                             logger.error("job's lease was lost; stopping it", extra={"job_id": job_id})
                         running.context.cancelled.set()
 
+    def _throttled_queues(self) -> list[str]:
+        return [queue for queue in self.queues if self.policies[queue].rate_limit_rule]
+
     async def refresh_throttles(self) -> None:
         """Reads the rate-limit rules the queues' policies name; keeps the last ones if that fails."""
-        if self._fetch_rules is None:
+        if self._fetch_rules is None or not self._throttled_queues():
             return
         try:
             rules = await self._fetch_rules()
         except Exception as error:  # the rate-limit service is another process: any failure is "not now"
-            logger.warning(
-                "could not read rate-limit rules; keeping the last known", extra={"error": str(error)}
-            )
+            if not self._rules_unreachable:
+                logger.warning(
+                    "cannot read rate-limit rules; keeping the last known",
+                    extra={"error": str(error), "throttled_queues": self._throttled_queues()},
+                )
+            self._rules_unreachable = True
             return
+        if self._rules_unreachable:
+            logger.info("rate-limit rules readable again")
+        self._rules_unreachable = False
         throttles = {}
         for queue in self.queues:
             name = self.policies[queue].rate_limit_rule

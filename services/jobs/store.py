@@ -134,7 +134,22 @@ class JobStore:
                     metadata={"job_id": job_id},
                 )
             return await self.get(job_id), False
-        return await self.get(job_id), True
+        # The new job as the script wrote it: no read-back (a worker may have started it by now).
+        created_at = int(reply[2])
+        job = Job(
+            id=job_id,
+            queue=queue,
+            task=task,
+            state=JobState(_text(reply[1])),
+            payload=payload,
+            priority=priority,
+            max_attempts=max_attempts,
+            attempts_made=0,
+            deliveries=0,
+            created_at_ms=created_at,
+            run_at_ms=created_at + delay_ms,
+        )
+        return job, True
 
     @staticmethod
     def new_id() -> str:
