@@ -46,11 +46,16 @@ test: setup ## Run the whole suite: unit, integration, end to end through Envoy
 test-unit: setup ## Only the fast unit tier
 	$(BIN)/python -m pytest -p no:bqemulator tests/unit $(PYTEST_ARGS)
 
+.PHONY: bench
+bench: setup ## Benchmarks against their peers (see BENCHMARKS.md); a few minutes each
+	$(BIN)/python -m bench.jobs_bench
+	$(BIN)/python -m bench.ratelimit_bench
+
 .PHONY: lint
 lint: setup ## ruff, mypy and buf lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy services devstack tests
+	$(BIN)/mypy services devstack tests bench
 	$(BIN)/buf lint $(GEN)/descriptor.binpb --config protos/buf.yaml --path switchboard
 
 .PHONY: fmt
