@@ -69,9 +69,8 @@ class Limiter:
         counter = f"{self._prefix}:c:{rule.name}:{rule.algorithm.value}:{key}"
         arguments = [rule.algorithm.value, rule.period_ms * 1000, rule.limit, rule.capacity, cost, int(peek)]
         try:
-            reply = await asyncio.wait_for(
-                self._script(keys=[counter], args=[*arguments, int(rule.shadow_mode)]), self._timeout
-            )
+            async with asyncio.timeout(self._timeout):
+                reply = await self._script(keys=[counter], args=[*arguments, int(rule.shadow_mode)])
         except (RedisError, TimeoutError) as error:
             self._failing_until = time.monotonic() + self._cool_down
             raise self._unavailable() from error

@@ -6,9 +6,9 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from envoyrls.v3 import rls_pb2, rls_pb2_grpc
 from redis.exceptions import RedisError
 
+from envoyrls.v3 import rls_pb2, rls_pb2_grpc
 from services.ratelimit.gateway_limits import GatewayLimits
 from services.ratelimit.limiter import Limiter
 from services.ratelimit.rules import RuleBook

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import grpc
-from envoyrls.v3 import rls_pb2, rls_pb2_grpc
 from google.protobuf import duration_pb2
 
+from envoyrls.v3 import rls_pb2, rls_pb2_grpc
 from services.ratelimit.gateway_limits import GatewayLimits
 from services.ratelimit.limiter import Limiter
 from services.ratelimit.rules import Algorithm, Rule, RuleBook
@@ -18,7 +18,7 @@ _ALGORITHM_TO_PROTO = {
 }
 _ALGORITHM_FROM_PROTO = {value: key for key, value in _ALGORITHM_TO_PROTO.items()}
 _Unit = rls_pb2.RateLimitResponse.RateLimit
-_UNITS = {1000: _Unit.SECOND, 60_000: _Unit.MINUTE, 3_600_000: _Unit.HOUR, 86_400_000: _Unit.DAY}
+_UNITS = ((1000, _Unit.SECOND), (60_000, _Unit.MINUTE), (3_600_000, _Unit.HOUR), (86_400_000, _Unit.DAY))
 
 
 class RateLimitServicer(ratelimit_pb2_grpc.RateLimitServiceServicer):
@@ -100,13 +100,7 @@ class EnvoyRateLimitServicer(rls_pb2_grpc.RateLimitServiceServicer):
             if verdict.rule is None or verdict.decision is None:
                 continue
             decision = verdict.decision
-            status.current_limit.CopyFrom(
-                rls_pb2.RateLimitResponse.RateLimit(
-                    name=verdict.rule.name,
-                    requests_per_unit=verdict.rule.limit,
-                    unit=_UNITS.get(verdict.rule.period_ms, rls_pb2.RateLimitResponse.RateLimit.SECOND),
-                )
-            )
+            status.current_limit.CopyFrom(envoy_limit(verdict.rule))
             status.limit_remaining = decision.remaining
             status.duration_until_reset.CopyFrom(_duration(decision.reset_after_ms))
             if not decision.allowed:
@@ -119,6 +113,20 @@ class EnvoyRateLimitServicer(rls_pb2_grpc.RateLimitServiceServicer):
                 key="retry-after", value=str(max(1, -(-longest_wait_ms // 1000)))
             )
         return response
+
+
+def envoy_limit(rule: Rule) -> rls_pb2.RateLimitResponse.RateLimit:
+    """The rule in Envoy's terms (requests per second, minute, hour or day), for X-RateLimit-Limit.
+
+    Envoy knows only those units: a rule over another period is stated per the smallest unit that holds
+    a whole number of its periods (1000 per 10 s → 6000 per minute), else per day, rounded down.
+    """
+    unit_ms, unit = next(
+        ((ms, u) for ms, u in _UNITS if ms >= rule.period_ms and ms % rule.period_ms == 0), _UNITS[-1]
+    )
+    return rls_pb2.RateLimitResponse.RateLimit(
+        name=rule.name, requests_per_unit=rule.limit * unit_ms // rule.period_ms, unit=unit
+    )
 
 
 def rule_to_proto(rule: Rule) -> ratelimit_pb2.Rule:
