@@ -7,6 +7,7 @@ without leaking its text.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -69,57 +70,43 @@ def _incoming_request_id(details: grpc.HandlerCallDetails) -> str | None:
 
 def _wrap_unary(behaviour: _UnaryBehaviour, method: str, request_id: str) -> _UnaryBehaviour:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        token = bind_request_id(request_id)
-        try:
+        async with _call(context, method, request_id):
             return await behaviour(request, context)
-        except SwitchboardError as error:
-            await _abort(context, error, method)
-        except grpc.aio.AbortError:
-            raise
-        except NotImplementedError:
-            await _abort_unimplemented(context, method)
-        except Exception:
-            logger.exception("unexpected error", extra={"method": method})
-            await _abort_internal(context, request_id)
-        finally:
-            reset_request_id(token)
 
     return wrapped
 
 
 def _wrap_stream(behaviour: _StreamBehaviour, method: str, request_id: str) -> _StreamBehaviour:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        token = bind_request_id(request_id)
-        try:
+        async with _call(context, method, request_id):
             async for response in behaviour(request, context):
                 yield response
-        except SwitchboardError as error:
-            await _abort(context, error, method)
-        except grpc.aio.AbortError:
-            raise
-        except NotImplementedError:
-            await _abort_unimplemented(context, method)
-        except Exception:
-            logger.exception("unexpected error", extra={"method": method})
-            await _abort_internal(context, request_id)
-        finally:
-            reset_request_id(token)
 
     return wrapped
+
+
+@contextlib.asynccontextmanager
+async def _call(context: grpc.aio.ServicerContext, method: str, request_id: str) -> AsyncIterator[None]:
+    """One call's scope: its request id bound for logs, and whatever it raises turned into a status."""
+    token = bind_request_id(request_id)
+    try:
+        yield
+    except SwitchboardError as error:
+        await _abort(context, error, method)
+    except grpc.aio.AbortError:
+        raise
+    except NotImplementedError:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented yet")
+    except Exception:
+        logger.exception("unexpected error", extra={"method": method})
+        await context.abort(
+            grpc.StatusCode.INTERNAL, f"internal error; quote request id {request_id} when reporting it"
+        )
+    finally:
+        reset_request_id(token)
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: SwitchboardError, method: str) -> None:
     logger.info("call failed: %s", error.message, extra={"method": method, "reason": error.reason})
     status = rpc_status.to_status(to_rpc_status(error))
     await context.abort(status.code, status.details, trailing_metadata=status.trailing_metadata)
-
-
-async def _abort_unimplemented(context: grpc.aio.ServicerContext, method: str) -> None:
-    await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented yet")
-
-
-async def _abort_internal(context: grpc.aio.ServicerContext, request_id: str) -> None:
-    await context.abort(
-        grpc.StatusCode.INTERNAL,
-        f"internal error; quote request id {request_id} when reporting it",
-    )
