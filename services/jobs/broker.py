@@ -304,9 +304,14 @@ class SwitchboardBroker(AsyncBroker):
         """
         wake: asyncio.Task[None] | None = None
         backoff = 0.05
+        drained = False
         try:
             while self.accepting:
                 leases = await self._queues_with_room()
+                if drained:
+                    # The last claim saw nothing else to do: sleep until a submit wakes us, no empty claim.
+                    wake, backoff = await self._sleep(wake, leases, None, backoff)
+                    drained = False
                 try:
                     claimed = await self.store.claim(self.worker_id, leases, self._throttles)
                 except RedisError as error:
@@ -314,31 +319,41 @@ class SwitchboardBroker(AsyncBroker):
                     continue
                 if isinstance(claimed, ClaimedJob):
                     backoff = 0.05
+                    drained = not claimed.more
                     if self.find_task(claimed.task) is None:
                         await self._refuse_unknown_task(claimed)
                         continue
                     self._track(claimed)
                     yield AckableMessage(data=claimed.message, ack=partial(self._done, claimed.id))
                     continue
-                if wake is None:
-                    queues = [queue for queue, _ in leases]
-                    wake = asyncio.create_task(self.store.wait_for_work(queues, MAX_IDLE_WAIT_SECONDS))
                 due_in = None
                 if claimed.next_due_ms is not None:
                     due_in = max(0.0, (claimed.next_due_ms - claimed.now_ms) / 1000)
-                done, _ = await asyncio.wait({wake}, timeout=due_in)
-                if wake in done:
-                    failure = wake.exception()
-                    wake = None
-                    if isinstance(failure, RedisError):
-                        backoff = await self._back_off("waiting for jobs", failure, backoff)
-                    elif failure is not None:
-                        raise failure
-                    else:
-                        backoff = 0.05
+                wake, backoff = await self._sleep(wake, leases, due_in, backoff)
         finally:
             if wake is not None:
                 wake.cancel()
+
+    async def _sleep(
+        self,
+        wake: asyncio.Task[None] | None,
+        leases: list[tuple[str, int]],
+        due_in: float | None,
+        backoff: float,
+    ) -> tuple[asyncio.Task[None] | None, float]:
+        """Waits for a wake-up on the queues' markers, or `due_in` seconds; → the pending wake-up, if any."""
+        if wake is None:
+            queues = [queue for queue, _ in leases]
+            wake = asyncio.create_task(self.store.wait_for_work(queues, MAX_IDLE_WAIT_SECONDS))
+        done, _ = await asyncio.wait({wake}, timeout=due_in)
+        if wake not in done:
+            return wake, backoff
+        failure = wake.exception()
+        if isinstance(failure, RedisError):
+            return None, await self._back_off("waiting for jobs", failure, backoff)
+        if failure is not None:
+            raise failure
+        return None, 0.05
 
     @staticmethod
     async def _back_off(doing: str, error: Exception, delay: float) -> float:

@@ -65,6 +65,8 @@ class ClaimedJob:
     ready_at_ms: int
     started_at_ms: int
     task: str
+    more: bool = True
+    """False when the claim saw no other waiting or delayed job on the worker's queues."""
 
 
 @dataclass(frozen=True)
@@ -274,6 +276,7 @@ class JobStore:
             ready_at_ms=int(reply[5]),
             started_at_ms=int(reply[6]),
             task=_text(reply[7]),
+            more=bool(int(reply[8])),
         )
 
     async def heartbeat(self, worker: str, jobs: Sequence[tuple[str, str]], lease_ms: int) -> dict[str, str]:

@@ -2,7 +2,8 @@
 -- (algorithm or '' for none, period_us, limit, capacity) — the rate-limit service's rule for the queue.
 -- Promotes due delayed jobs, then takes the first waiting job (lowest priority, then oldest) of the
 -- first unpaused queue that has one: ACTIVE, leased to `worker` until now + lease.
--- → {id, queue, message, deliveries, attempts, ready_at, now, task} or {'', next_due_ms or -1, now}
+-- → {id, queue, message, deliveries, attempts, ready_at, now, task, more} or {'', next_due_ms or -1, now};
+--   `more` is 0 when none of the queues has a waiting or delayed job left: the worker can sleep at once.
 local t = now_ms()
 local next_due = -1
 local function later(due_at)
@@ -48,8 +49,15 @@ for i = 3, #ARGV, 6 do
         redis.call('ZADD', qkey(q, 'active'), t + lease, id)
         -- More work left: wake another worker too.
         if redis.call('ZCARD', qkey(q, 'wait')) > 0 then wake(q) end
+        local more = 0
+        for j = 3, #ARGV, 6 do
+          if redis.call('ZCARD', qkey(ARGV[j], 'wait')) + redis.call('ZCARD', qkey(ARGV[j], 'delayed')) > 0 then
+            more = 1
+            break
+          end
+        end
         local h = redis.call('HMGET', key, 'message', 'attempts', 'ready_at', 'task')
-        return {id, q, h[1], deliveries, tonumber(h[2]), tonumber(h[3]), t, h[4]}
+        return {id, q, h[1], deliveries, tonumber(h[2]), tonumber(h[3]), t, h[4], more}
       end
     end
   end
