@@ -49,7 +49,14 @@ class Limiter:
         self._timeout = timeout_seconds
         self._cool_down = cool_down_seconds
         self._failing_until = 0.0
+        self._redis = redis
         self._script = redis.register_script(shared_lua() + "\n" + (LUA_DIR / "check.lua").read_text())
+
+    async def warm_up(self, connections: int) -> None:
+        """Loads the script and opens `connections` pooled connections, so the first checks of a new
+        instance do not spend their short deadline connecting."""
+        await asyncio.gather(*(self._redis.ping() for _ in range(connections)))
+        await self._redis.script_load(self._script.script)
 
     async def decide(self, rule: Rule, key: str, cost: int = 1) -> Decision:
         return await self._run(rule, key, cost, peek=False)

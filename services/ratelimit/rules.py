@@ -96,16 +96,24 @@ class RuleBook:
 
     async def load(self) -> None:
         """Seeds the defaults on the very first start, then reads every rule."""
-        if not await self._redis.exists(self._version_key):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                for rule in self._defaults:
-                    pipe.hsetnx(self._hash, rule.name, rule.to_json())
-                pipe.setnx(self._version_key, 1)
-                await pipe.execute()
         await self.refresh(force=True)
 
+    async def _seed(self) -> None:
+        """Writes the default rules where none were ever stored: a new Redis, or one that lost its data."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for rule in self._defaults:
+                pipe.hsetnx(self._hash, rule.name, rule.to_json())
+            pipe.setnx(self._version_key, 1)
+            await pipe.execute()
+        logger.info("seeded the default rules", extra={"rules": [rule.name for rule in self._defaults]})
+
     async def refresh(self, *, force: bool = False) -> None:
-        version = int(await self._redis.get(self._version_key) or 0)
+        raw_version = await self._redis.get(self._version_key)
+        if raw_version is None:
+            await self._seed()
+            raw_version = await self._redis.get(self._version_key)
+            force = True
+        version = int(raw_version or 0)
         if version == self._version and not force:
             return
         raw = cast(Mapping[bytes, bytes], await self._redis.hgetall(self._hash))

@@ -126,6 +126,9 @@ async def test_retry_backoff_and_delays_are_kept_without_a_scheduler(
         {"analytics": {"backoff": {"type": "exponential", "base_delay_ms": base, "jitter": 0}}},
     )
     workers.start("a")
+    # The worker is up (a job ran) before the clock of the delayed job starts.
+    warm_up = await _submit(jobs, "diagnostics.echo")
+    await _wait_state(store, warm_up.id, JobState.COMPLETED, timeout=15)
     failing = await jobs.submit(
         SubmitRequest(queue="analytics", task="diagnostics.fail", payload={"retryable": True}, max_attempts=4)
     )
