@@ -13,6 +13,7 @@ from functools import cache
 from pathlib import Path
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from services.ratelimit.rules import Rule
@@ -80,6 +81,10 @@ class Limiter:
                 reply = await self._script(keys=[counter], args=[*arguments, int(rule.shadow_mode)])
         except (RedisError, TimeoutError) as error:
             self._failing_until = time.monotonic() + self._cool_down
+            if isinstance(error, RedisConnectionError):
+                # The other idle connections died with it (a Redis restart): reconnect them all at next use
+                # rather than fail one check per dead connection.
+                await self._redis.connection_pool.disconnect(inuse_connections=False)
             raise self._unavailable() from error
         allowed, remaining, reset_after_us, retry_after_us = (int(value) for value in reply)
         return Decision(

@@ -8,10 +8,17 @@ from pydantic import Field, field_validator
 
 from services.ratelimit.rules import DEFAULT_RULES, Rule
 from services.runtime.errors import InvalidArgumentError
-from services.runtime.settings import ServiceSettings
+from services.runtime.settings import RedisSettings, ServiceSettings
+
+
+class LimiterRedisSettings(RedisSettings):
+    """A check has tens of milliseconds: it fails at once rather than retry a lost connection."""
+
+    retries: int = Field(default=0, ge=0, le=5)
 
 
 class RateLimitSettings(ServiceSettings):
+    redis: RedisSettings = Field(default_factory=LimiterRedisSettings)
     grpc_port: int = Field(default=50052, ge=0, le=65535)
     ratelimit_key_prefix: str = Field(
         default="rl", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$"

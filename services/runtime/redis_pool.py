@@ -30,7 +30,7 @@ def create_redis(settings: RedisSettings, *, client_name: str | None = None) -> 
         health_check_interval=15,
         client_name=client_name,
         # A short, bounded retry: callers see a failure within about two timeouts, never minutes.
-        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=settings.retries),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
     return Redis(connection_pool=pool)

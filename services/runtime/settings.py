@@ -40,6 +40,12 @@ class RedisSettings(BaseSettings):
     timeout_seconds: float = Field(
         default=1.0, gt=0, le=30, description="Connect and command timeout of one Redis call."
     )
+    retries: int = Field(
+        default=2,
+        ge=0,
+        le=5,
+        description="Retries of a call that lost its connection (with a short backoff).",
+    )
     pool_wait_seconds: float = Field(
         default=2.0, gt=0, le=60, description="How long a call waits for a free pooled connection."
     )
@@ -118,7 +124,7 @@ def _describe(settings_class: type[BaseSettings], error: ValidationError) -> str
 def _settings_groups(settings_class: type[BaseSettings]) -> list[type[BaseSettings]]:
     groups = [settings_class]
     for field_info in settings_class.model_fields.values():
-        annotation = field_info.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseSettings):
-            groups.extend(_settings_groups(annotation))
+        for candidate in (field_info.annotation, field_info.default_factory):
+            if isinstance(candidate, type) and issubclass(candidate, BaseSettings):
+                groups.extend(_settings_groups(candidate))
     return groups

@@ -56,3 +56,10 @@ def test_seeded_rules_come_from_configuration(monkeypatch: pytest.MonkeyPatch) -
         load_settings(RateLimitSettings)
     monkeypatch.delenv("RATELIMIT_DEFAULT_RULES")
     assert load_settings(RateLimitSettings).seed_rules() == DEFAULT_RULES
+
+
+def test_the_limiter_fails_fast_instead_of_retrying_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(RateLimitSettings).redis.retries == 0
+    monkeypatch.setenv("REDIS_RETRIES", "9")
+    with pytest.raises(ConfigurationError, match="REDIS_RETRIES='9'"):
+        load_settings(RateLimitSettings)
