@@ -198,7 +198,8 @@ async def test_cancelling_an_active_job_stops_its_task_within_a_second(
         what="sleeping and reporting progress",
     )
     asked = await jobs.cancel(job.id)
-    assert (asked.state, asked.cancel_requested) == (JobState.ACTIVE, True)
+    assert asked.cancel_requested
+    assert asked.state in (JobState.ACTIVE, JobState.CANCELLED), "told, or already stopped when read"
     started = time.monotonic()
     cancelled = await _wait_state(store, job.id, JobState.CANCELLED, JobState.COMPLETED, timeout=5)
     assert cancelled.state is JobState.CANCELLED
