@@ -346,30 +346,28 @@ class JobStore:
     # --- operators --------------------------------------------------------------------------------
 
     async def cancel(self, job_id: str) -> Job:
-        reply = await self._run("cancel", job_id)
+        return await self._operate(
+            "cancel", job_id, "JOB_ALREADY_FINISHED", "is already {state} and cannot be cancelled"
+        )
+
+    async def retry(self, job_id: str) -> Job:
+        return await self._operate(
+            "retry", job_id, "JOB_NOT_RETRYABLE",
+            "is {state}; only FAILED, CANCELLED or DEAD_LETTERED jobs can be retried",
+        )  # fmt: skip
+
+    async def _operate(self, script: str, job_id: str, reason: str, refusal: str) -> Job:
+        """Runs an operator's script; → the job after it, or the error that says why it can't be done."""
+        reply = await self._run(script, job_id)
         outcome = _text(reply[0])
         if outcome == "missing":
             await self.get(job_id)  # raises NotFoundError
         if outcome == "final":
-            state = JobState(_text(reply[1]))
+            state = JobState(_text(reply[1])).name
             raise FailedPreconditionError(
-                f"job {job_id} is already {state.name} and cannot be cancelled",
-                reason="JOB_ALREADY_FINISHED",
-                metadata={"job_id": job_id, "state": state.name},
-            )
-        return await self.get(job_id)
-
-    async def retry(self, job_id: str) -> Job:
-        reply = await self._run("retry", job_id)
-        outcome = _text(reply[0])
-        if outcome == "missing":
-            await self.get(job_id)
-        if outcome == "final":
-            state = JobState(_text(reply[1]))
-            raise FailedPreconditionError(
-                f"job {job_id} is {state.name}; only FAILED, CANCELLED or DEAD_LETTERED jobs can be retried",
-                reason="JOB_NOT_RETRYABLE",
-                metadata={"job_id": job_id, "state": state.name},
+                f"job {job_id} " + refusal.format(state=state),
+                reason=reason,
+                metadata={"job_id": job_id, "state": state},
             )
         return await self.get(job_id)
 
