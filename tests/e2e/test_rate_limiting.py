@@ -95,3 +95,27 @@ def test_requests_pass_when_the_rate_limit_service_is_down(limited_stack: Stack)
     answers = [requests.get(f"{url}/api/test-connection", timeout=10) for _ in range(5)]
     assert [a.status_code for a in answers] == [200] * 5, "fail open: no hang, no 429, no 5xx"
     assert all("x-ratelimit-limit" not in a.headers for a in answers)
+
+
+def test_failing_closed_when_so_configured(
+    redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATEWAY_RATELIMIT_FAIL_CLOSED", "true")
+    suffix = uuid.uuid4().hex[:8]
+    stack = Stack(
+        tmp_path,
+        redis_host="127.0.0.1",
+        redis_port=redis_server.port,
+        gateway_port=free_port(),
+        env={"RATELIMIT_KEY_PREFIX": f"rl-{suffix}", "JOBS_KEY_PREFIX": f"sb-{suffix}"},
+        workers=0,
+    )
+    stack.start()
+    try:
+        assert requests.get(f"{stack.gateway_url}/api/queues", timeout=10).status_code == 200
+        stack.services["ratelimit"].stop()
+        denied = requests.get(f"{stack.gateway_url}/api/queues", timeout=10)
+        assert denied.status_code == 503
+        assert denied.json()["code"] == 14
+    finally:
+        stack.stop()
