@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from prometheus_client import Counter, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
@@ -29,18 +33,24 @@ RUN_SECONDS = Histogram(
 )
 
 
+@functools.cache
+def _child(metric: MetricWrapperBase, *labels: str) -> Any:
+    """The child for `labels`, looked up once: `labels()` takes a lock, and this is on every job's path."""
+    return metric.labels(*labels)
+
+
 def observe_submitted(queue: str) -> None:
-    SUBMITTED.labels(queue).inc()
+    _child(SUBMITTED, queue).inc()
 
 
 def observe_started(queue: str, wait_seconds: float) -> None:
-    STARTED.labels(queue).inc()
-    WAIT_SECONDS.labels(queue).observe(max(wait_seconds, 0.0))
+    _child(STARTED, queue).inc()
+    _child(WAIT_SECONDS, queue).observe(max(wait_seconds, 0.0))
 
 
 def observe_finished(queue: str, outcome: str, run_seconds: float) -> None:
-    FINISHED.labels(queue, outcome).inc()
-    RUN_SECONDS.labels(queue, outcome).observe(max(run_seconds, 0.0))
+    _child(FINISHED, queue, outcome).inc()
+    _child(RUN_SECONDS, queue, outcome).observe(max(run_seconds, 0.0))
 
 
 def observe_reclaimed(queue: str, requeued: int, dead_lettered: int) -> None:
