@@ -24,7 +24,6 @@ import logging
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,12 +35,11 @@ from typing import Protocol, TypeVar
 
 from redis.asyncio import Redis
 
-from bench.measure import DrainResult, Interference, LatencyResult, LoadProbe
+from bench.measure import DrainResult, Interference, LatencyResult, LoadProbe, code_version
 from bench.raw_taskiq_peer import running_raw_taskiq
 from bench.switchboard_peer import running_switchboard
 from devstack.ports import free_port
 from devstack.redis import RedisServer
-from devstack.services import REPO_ROOT
 
 logger = logging.getLogger("bench.jobs_bench")
 
@@ -334,25 +332,6 @@ def machine_facts(redis_version: str, code: str) -> str:
         f"- Machine: {os.cpu_count()} cores (nproc), {model}, Linux {platform.release()}\n"
         f"- Python {platform.python_version()}, redis-server {redis_version}, {packages}"
     )
-
-
-def code_version() -> str:
-    """The commit measured, and which files under services/ differed from it (work in progress counts)."""
-
-    def git(*arguments: str) -> str:
-        return subprocess.run(
-            ["git", *arguments], cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=10
-        ).stdout
-
-    try:
-        commit = git("rev-parse", "--short", "HEAD").strip()
-        changed = git("status", "--porcelain", "--", "services").splitlines()
-    except (OSError, subprocess.SubprocessError):
-        return f"{REPO_ROOT} (not a git checkout)"
-    if not changed:
-        return f"commit {commit}, services/ unchanged"
-    names = ", ".join(line[3:] for line in changed)
-    return f"commit {commit} plus uncommitted changes in services/: {names}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

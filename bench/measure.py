@@ -10,6 +10,7 @@ import asyncio
 import logging
 import math
 import os
+import subprocess
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from redis.asyncio import Redis
+
+from devstack.services import REPO_ROOT
 
 logger = logging.getLogger(__name__)
 
@@ -268,3 +271,22 @@ class LoadProbe:
             if seen.others + seen.stolen <= threshold or time.monotonic() >= deadline:
                 return seen
             logger.info("%s; waiting for the machine to quiet down", seen)
+
+
+def code_version() -> str:
+    """The commit measured, and which files under services/ differed from it (work in progress counts)."""
+
+    def git(*arguments: str) -> str:
+        return subprocess.run(
+            ["git", *arguments], cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=10
+        ).stdout
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD").strip()
+        changed = git("status", "--porcelain", "--", "services").splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return f"{REPO_ROOT} (not a git checkout)"
+    if not changed:
+        return f"commit {commit}, services/ unchanged"
+    names = ", ".join(line[3:] for line in changed)
+    return f"commit {commit} plus uncommitted changes in services/: {names}"

@@ -39,12 +39,12 @@ import grpc
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from bench.jobs_bench import code_version
 from bench.measure import (
     Costs,
     Interference,
     LatencySummary,
     LoadProbe,
+    code_version,
     costs_per_job,
     read_counters,
 )
