@@ -35,7 +35,7 @@ from typing import Protocol, TypeVar
 
 from redis.asyncio import Redis
 
-from bench.measure import DrainResult, Interference, LatencyResult, LoadProbe, code_version
+from bench.measure import DrainResult, Interference, LatencyResult, LoadProbe, add_quiet_options, code_version
 from bench.raw_taskiq_peer import running_raw_taskiq
 from bench.switchboard_peer import running_switchboard
 from devstack.ports import free_port
@@ -89,20 +89,7 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
     parser.add_argument("--rates", default="50,500", help="offered rates in jobs/s, comma-separated")
     parser.add_argument("--rounds", type=int, default=3, help="repetitions, medians reported (default 3)")
     parser.add_argument("--timeout", type=float, default=120.0, help="longest wait for one phase, in s")
-    parser.add_argument(
-        "--quiet-threshold",
-        type=float,
-        default=0.10,
-        help="before each phase, wait until other processes and the hypervisor take at most this share "
-        "of the machine (0.10)",
-    )
-    parser.add_argument("--quiet-patience", type=float, default=60.0, help="longest such wait, in s (60)")
-    parser.add_argument(
-        "--phase-attempts",
-        type=int,
-        default=3,
-        help="run a phase again when others took over the threshold during it, up to this many times (3)",
-    )
+    add_quiet_options(parser, patience=60.0, attempts=3, unit="phase")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 500 jobs, 1 s phases, 1 round")
     arguments = parser.parse_args(argv)
     if arguments.quick:

@@ -6,6 +6,7 @@ Costs come from counters rather than profilers: the CPU time the kernel charged 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import math
@@ -290,3 +291,24 @@ def code_version() -> str:
         return f"commit {commit}, services/ unchanged"
     names = ", ".join(line[3:] for line in changed)
     return f"commit {commit} plus uncommitted changes in services/: {names}"
+
+
+def add_quiet_options(parser: argparse.ArgumentParser, *, patience: float, attempts: int, unit: str) -> None:
+    """The options that keep a measurement away from other load on a shared machine."""
+    parser.add_argument(
+        "--quiet-threshold",
+        type=float,
+        default=0.10,
+        help=f"before each {unit}, wait until other processes and the hypervisor take at most this share "
+        "of the machine (0.10)",
+    )
+    parser.add_argument(
+        "--quiet-patience", type=float, default=patience, help=f"longest such wait, in s ({patience:g})"
+    )
+    parser.add_argument(
+        "--phase-attempts",
+        type=int,
+        default=attempts,
+        help=f"run a {unit} again when others took over the threshold during it, up to this many times "
+        f"({attempts})",
+    )

@@ -44,6 +44,7 @@ from bench.measure import (
     Interference,
     LatencySummary,
     LoadProbe,
+    add_quiet_options,
     code_version,
     costs_per_job,
     read_counters,
@@ -481,20 +482,7 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
         default=128,
         help="concurrent REST clients of the gateway's overload phase, 0 to skip it (128)",
     )
-    parser.add_argument(
-        "--quiet-threshold",
-        type=float,
-        default=0.10,
-        help="before each measurement, wait until other processes and the hypervisor take at most this "
-        "share of the machine (0.10)",
-    )
-    parser.add_argument("--quiet-patience", type=float, default=20.0, help="longest such wait, in s (20)")
-    parser.add_argument(
-        "--phase-attempts",
-        type=int,
-        default=2,
-        help="measure again when others took over the threshold meanwhile, up to this many times (2)",
-    )
+    add_quiet_options(parser, patience=20.0, attempts=2, unit="measurement")
     parser.add_argument(
         "--quick", action="store_true", help="a smoke run under a minute: 0.5 s measurements, no waiting"
     )
