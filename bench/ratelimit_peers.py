@@ -28,7 +28,7 @@ from envoyrls.v3 import rls_pb2, rls_pb2_grpc
 from services.gateway.config import render
 from services.ratelimit.limiter import Limiter
 from services.ratelimit.rules import Rule
-from services.runtime.redis_pool import create_redis
+from services.runtime.redis_mux import RedisMux
 from services.runtime.settings import RedisSettings
 from switchboard.ratelimit.v1 import ratelimit_pb2, ratelimit_pb2_grpc
 
@@ -98,8 +98,8 @@ async def limits_library(redis_port: int, clients: int, *, moving_window: bool) 
 
 @contextlib.asynccontextmanager
 async def limiter_in_process(redis_port: int, clients: int, *, prefix: str) -> AsyncIterator[list[Check]]:
-    """Switchboard's `Limiter` as a library in this process, on the service's own kind of Redis pool."""
-    redis = create_redis(RedisSettings(host="127.0.0.1", port=redis_port))
+    """Switchboard's `Limiter` as a library in this process, on the service's own kind of connection."""
+    redis = RedisMux(RedisSettings(host="127.0.0.1", port=redis_port))
     limiter = Limiter(redis, prefix=prefix, timeout_seconds=1.0)
     try:
 

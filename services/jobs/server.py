@@ -22,7 +22,7 @@ POLICY_REFRESH_SECONDS = 1.0
 
 
 async def build(settings: JobsSettings, context: ServiceContext) -> Sequence[ServiceBinding]:
-    store = JobStore(context.redis, prefix=settings.jobs_key_prefix)
+    store = JobStore(context.redis, context.redis_mux, prefix=settings.jobs_key_prefix)
     # The service never runs tasks; the broker here only knows which tasks each queue accepts.
     catalog = SwitchboardBroker(store, PolicyBook(), queues=QUEUE_NAMES)
     register_tasks(catalog, diagnostics_enabled=settings.diagnostics_enabled)

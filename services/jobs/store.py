@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 
 from services.jobs.model import AttemptError, Job, JobState
 from services.ratelimit.limiter import shared_lua
@@ -31,6 +30,7 @@ from services.runtime.errors import (
     InvalidArgumentError,
     NotFoundError,
 )
+from services.runtime.redis_mux import MuxScript, RedisMux
 
 LUA_DIR = Path(__file__).with_name("lua")
 KEEP_ATTEMPT_ERRORS = 50
@@ -83,16 +83,18 @@ class Finished:
 
 
 class JobStore:
-    """Reads and moves jobs. One instance per process, on the process's Redis client."""
+    """Reads and moves jobs. One instance per process: transitions (scripts) go over the process's shared
+    connection, reads and the rest over its redis-py client."""
 
-    def __init__(self, redis: Redis, *, prefix: str = "sb") -> None:
+    def __init__(self, redis: Redis, scripts: RedisMux, *, prefix: str = "sb") -> None:
         self.redis = redis
         self.prefix = prefix
-        self._scripts: dict[str, AsyncScript] = {}
+        self._mux = scripts
+        self._scripts: dict[str, MuxScript] = {}
 
-    def _script(self, name: str) -> AsyncScript:
+    def _script(self, name: str) -> MuxScript:
         if name not in self._scripts:
-            self._scripts[name] = self.redis.register_script(_lua(name))
+            self._scripts[name] = MuxScript(self._mux, _lua(name))
         return self._scripts[name]
 
     async def _run(self, name: str, *args: str | int | bytes) -> Any:

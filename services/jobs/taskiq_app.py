@@ -10,12 +10,13 @@ from services.jobs.queues import PolicyBook
 from services.jobs.settings import WorkerSettings
 from services.jobs.store import JobStore
 from services.jobs.tasks import register_tasks
+from services.runtime.redis_mux import RedisMux
 from services.runtime.redis_pool import create_redis
 from services.runtime.settings import load_settings
 
 _settings = load_settings(WorkerSettings)
 broker = SwitchboardBroker(
-    JobStore(create_redis(_settings.redis), prefix=_settings.jobs_key_prefix),
+    JobStore(create_redis(_settings.redis), RedisMux(_settings.redis), prefix=_settings.jobs_key_prefix),
     PolicyBook(),
     queues=_settings.queue_list,
     maintenance_interval_seconds=_settings.maintenance_interval_seconds,

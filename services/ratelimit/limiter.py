@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from services.ratelimit.rules import Rule
 from services.runtime.errors import InvalidArgumentError, UnavailableError
+from services.runtime.redis_mux import MuxScript, RedisMux
 
 LUA_DIR = Path(__file__).with_name("lua")
 MAX_KEY_LENGTH = 256
@@ -44,20 +43,18 @@ class Limiter:
     once instead of each waiting out the timeout (a circuit breaker), then one check tries Redis again."""
 
     def __init__(
-        self, redis: Redis, *, prefix: str, timeout_seconds: float, cool_down_seconds: float = 0.25
+        self, redis: RedisMux, *, prefix: str, timeout_seconds: float, cool_down_seconds: float = 0.25
     ) -> None:
         self._prefix = prefix
         self._timeout = timeout_seconds
         self._cool_down = cool_down_seconds
         self._failing_until = 0.0
-        self._redis = redis
-        self._script = redis.register_script(shared_lua() + "\n" + (LUA_DIR / "check.lua").read_text())
+        self._script = MuxScript(redis, shared_lua() + "\n" + (LUA_DIR / "check.lua").read_text())
 
-    async def warm_up(self, connections: int) -> None:
-        """Loads the script and opens `connections` pooled connections, so the first checks of a new
-        instance do not spend their short deadline connecting."""
-        await asyncio.gather(*(self._redis.ping() for _ in range(connections)))
-        await self._redis.script_load(self._script.script)
+    async def warm_up(self) -> None:
+        """Connects and loads the script, so the first checks of a new instance do not spend their short
+        deadline doing it."""
+        await self._script.load()
 
     async def decide(self, rule: Rule, key: str, cost: int = 1) -> Decision:
         return await self._run(rule, key, cost, peek=False)
@@ -81,10 +78,6 @@ class Limiter:
                 reply = await self._script(keys=[counter], args=[*arguments, int(rule.shadow_mode)])
         except (RedisError, TimeoutError) as error:
             self._failing_until = time.monotonic() + self._cool_down
-            if isinstance(error, RedisConnectionError):
-                # The other idle connections died with it (a Redis restart): reconnect them all at next use
-                # rather than fail one check per dead connection.
-                await self._redis.connection_pool.disconnect(inuse_connections=False)
             raise self._unavailable() from error
         allowed, remaining, reset_after_us, retry_after_us = (int(value) for value in reply)
         return Decision(

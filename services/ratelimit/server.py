@@ -23,11 +23,13 @@ logger = logging.getLogger(__name__)
 async def build(settings: RateLimitSettings, context: ServiceContext) -> Sequence[ServiceBinding]:
     rules = RuleBook(context.redis, prefix=settings.ratelimit_key_prefix, defaults=settings.seed_rules())
     limiter = Limiter(
-        context.redis, prefix=settings.ratelimit_key_prefix, timeout_seconds=settings.check_timeout_seconds
+        context.redis_mux,
+        prefix=settings.ratelimit_key_prefix,
+        timeout_seconds=settings.check_timeout_seconds,
     )
     try:
         await rules.load()
-        await limiter.warm_up(min(16, settings.redis.max_connections))
+        await limiter.warm_up()
     except RedisError:
         # Redis down at start: serve anyway (health says NOT_SERVING); the refresher loads the rules later.
         logger.warning("rules not loaded yet: Redis unreachable", exc_info=True)

@@ -31,6 +31,7 @@ from redis.asyncio import Redis
 from services.runtime.health import HealthMonitor
 from services.runtime.interceptor import ErrorMappingInterceptor
 from services.runtime.logs import configure_logging
+from services.runtime.redis_mux import RedisMux
 from services.runtime.redis_pool import create_redis
 from services.runtime.settings import ConfigurationError, ServiceSettings, load_settings
 
@@ -72,6 +73,8 @@ class ServiceContext:
     """What a service's `build` gets to wire its servicers with."""
 
     redis: Redis
+    redis_mux: RedisMux
+    """The shared connection for hot paths (scripts run per request); opened at its first command."""
     exit_stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
 
@@ -154,12 +157,14 @@ async def _serve(name: str, settings: SettingsT, build: Build[SettingsT]) -> Non
         loop.add_signal_handler(signum, stop.set)
 
     # Named per process, so CLIENT LIST tells which pod holds which connections.
-    redis = create_redis(
-        settings.redis, client_name=f"switchboard-{name}:{socket.gethostname()}:{os.getpid()}"
+    client_name = f"switchboard-{name}:{socket.gethostname()}:{os.getpid()}"
+    redis = create_redis(settings.redis, client_name=client_name)
+    context = ServiceContext(
+        redis=redis, redis_mux=RedisMux(settings.redis, client_name=f"{client_name}:mux")
     )
-    context = ServiceContext(redis=redis)
     async with context.exit_stack:
         context.exit_stack.push_async_callback(redis.aclose)
+        context.exit_stack.push_async_callback(context.redis_mux.aclose)
         bindings = await build(settings, context)
         running = await start_server(
             bindings,

@@ -35,7 +35,7 @@ class RedisSettings(BaseSettings):
         default=MAX_REDIS_CONNECTIONS,
         ge=1,
         le=MAX_REDIS_CONNECTIONS,
-        description="Connections this process may open, all pools together.",
+        description="Pooled connections this process may open, plus one shared connection (RedisMux).",
     )
     timeout_seconds: float = Field(
         default=1.0, gt=0, le=30, description="Connect and command timeout of one Redis call."

@@ -19,6 +19,7 @@ from services.jobs.manager import JobManager
 from services.jobs.queues import QUEUE_NAMES, PolicyBook
 from services.jobs.store import JobStore
 from services.jobs.tasks import register_tasks
+from services.runtime.redis_mux import RedisMux
 from services.runtime.redis_pool import create_redis
 from services.runtime.settings import RedisSettings
 
@@ -69,14 +70,21 @@ async def redis_client(redis_server: RedisServer) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture
+async def redis_mux(redis_server: RedisServer) -> AsyncIterator[RedisMux]:
+    mux = RedisMux(RedisSettings(port=redis_server.port))
+    yield mux
+    await mux.aclose()
+
+
+@pytest.fixture
 def key_prefix() -> str:
     """Each test's jobs live under their own key prefix, so tests share one Redis without meeting."""
     return f"test-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture
-def store(redis_client: Redis, key_prefix: str) -> JobStore:
-    return JobStore(redis_client, prefix=key_prefix)
+def store(redis_client: Redis, redis_mux: RedisMux, key_prefix: str) -> JobStore:
+    return JobStore(redis_client, redis_mux, prefix=key_prefix)
 
 
 class Workers:

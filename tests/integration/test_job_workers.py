@@ -27,6 +27,7 @@ from services.jobs.model import Job, JobState
 from services.jobs.queues import QUEUE_NAMES, PolicyBook
 from services.jobs.store import JobStore
 from services.jobs.tasks import register_tasks
+from services.runtime.redis_mux import RedisMux
 from services.runtime.redis_pool import create_redis
 from services.runtime.settings import RedisSettings
 from tests.integration.conftest import Workers, build_manager, store_policies
@@ -166,7 +167,8 @@ async def test_redis_restarted_under_a_running_worker_loses_nothing(
     redis_server = RedisServer(free_port(), tmp_path / "aof-redis", appendonly=True)
     redis_server.start()
     client = create_redis(RedisSettings(port=redis_server.port))
-    store = JobStore(client, prefix=key_prefix)
+    mux = RedisMux(RedisSettings(port=redis_server.port))
+    store = JobStore(client, mux, prefix=key_prefix)
     jobs = build_manager(store)
     restarting_workers = Workers(redis_server.port, key_prefix, tmp_path)
     try:
@@ -182,6 +184,7 @@ async def test_redis_restarted_under_a_running_worker_loses_nothing(
         assert restarting_workers.started[0].process.running, "the worker reconnected on its own"
     finally:
         restarting_workers.stop_all()
+        await mux.aclose()
         await client.aclose()
         redis_server.stop()
 

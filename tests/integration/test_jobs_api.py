@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from services.jobs.server import build
 from services.jobs.settings import JobsSettings
+from services.runtime.redis_mux import RedisMux
 from services.runtime.server import ServiceContext, start_server
 from switchboard.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 from tests.integration.conftest import Workers
@@ -21,9 +22,11 @@ from tests.polling import eventually
 
 
 @pytest.fixture
-async def api(redis_client: Redis, key_prefix: str) -> AsyncIterator[jobs_pb2_grpc.JobsServiceStub]:
+async def api(
+    redis_client: Redis, redis_mux: RedisMux, key_prefix: str
+) -> AsyncIterator[jobs_pb2_grpc.JobsServiceStub]:
     settings = JobsSettings(jobs_key_prefix=key_prefix, max_payload_bytes=2048)
-    context = ServiceContext(redis=redis_client, exit_stack=contextlib.AsyncExitStack())
+    context = ServiceContext(redis=redis_client, redis_mux=redis_mux, exit_stack=contextlib.AsyncExitStack())
     async with context.exit_stack:
         running = await start_server(await build(settings, context), redis=redis_client)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:

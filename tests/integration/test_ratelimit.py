@@ -19,13 +19,14 @@ from devstack.redis import RedisServer
 from devstack.services import ServiceProcess
 from services.ratelimit.limiter import Limiter
 from services.ratelimit.rules import Algorithm, Rule, RuleBook
+from services.runtime.redis_mux import RedisMux
 from switchboard.ratelimit.v1 import ratelimit_pb2, ratelimit_pb2_grpc
 from tests.polling import eventually
 
 
 @pytest.fixture
-def limiter(redis_client: Redis, key_prefix: str) -> Limiter:
-    return Limiter(redis_client, prefix=key_prefix, timeout_seconds=1.0)
+def limiter(redis_mux: RedisMux, key_prefix: str) -> Limiter:
+    return Limiter(redis_mux, prefix=key_prefix, timeout_seconds=1.0)
 
 
 async def _start_of_a_fresh_window(redis: Redis, period_s: int, margin_s: float = 5.0) -> None:

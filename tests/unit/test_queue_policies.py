@@ -12,6 +12,8 @@ from services.jobs.broker import SwitchboardBroker
 from services.jobs.queues import DEFAULT_POLICIES, Backoff, BackoffType, PolicyBook
 from services.jobs.store import JobStore
 from services.jobs.tasks import register_tasks
+from services.runtime.redis_mux import RedisMux
+from services.runtime.settings import RedisSettings
 
 
 def test_fixed_backoff_waits_the_same_each_time() -> None:
@@ -69,6 +71,8 @@ def test_a_bad_override_keeps_the_defaults_and_is_logged(caplog: pytest.LogCaptu
 )
 def test_diagnostic_tasks_exist_only_when_enabled(enabled: bool, expected: list[str]) -> None:
     redis_never_used = Redis()
-    broker = SwitchboardBroker(JobStore(redis_never_used, prefix="x"), PolicyBook(), queues=["analytics"])
+    broker = SwitchboardBroker(
+        JobStore(redis_never_used, RedisMux(RedisSettings()), prefix="x"), PolicyBook(), queues=["analytics"]
+    )
     register_tasks(broker, diagnostics_enabled=enabled)
     assert broker.tasks_for("analytics") == expected

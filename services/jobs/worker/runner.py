@@ -27,6 +27,7 @@ from services.jobs.tasks import register_tasks
 from services.jobs.worker.ratelimit_rules import rules_reader
 from services.runtime.channels import open_channel
 from services.runtime.logs import configure_logging
+from services.runtime.redis_mux import RedisMux
 from services.runtime.redis_pool import create_redis
 from services.runtime.settings import ConfigurationError, load_settings
 
@@ -53,11 +54,12 @@ def main(argv: list[str] | None = None) -> None:
 async def run_worker(settings: WorkerSettings) -> None:
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
     redis = create_redis(settings.redis, client_name=f"switchboard-worker:{worker_id}")
+    scripts = RedisMux(settings.redis, client_name=f"switchboard-worker:{worker_id}:mux")
     ratelimit_channel = open_channel(
         settings.peers.ratelimit_address, default_timeout=settings.call_timeout_seconds
     )
     broker = SwitchboardBroker(
-        JobStore(redis, prefix=settings.jobs_key_prefix),
+        JobStore(redis, scripts, prefix=settings.jobs_key_prefix),
         PolicyBook(),
         queues=settings.queue_list,
         worker_id=worker_id,
@@ -94,5 +96,6 @@ async def run_worker(settings: WorkerSettings) -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.gather(*leftovers, return_exceptions=True)
     await ratelimit_channel.close()
+    await scripts.aclose()
     await redis.aclose()
     logger.info("worker stopped", extra={"worker": worker_id})
