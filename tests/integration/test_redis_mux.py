@@ -34,9 +34,10 @@ async def test_concurrent_commands_each_get_their_own_reply(redis_mux: RedisMux)
 async def test_an_error_reply_fails_only_its_own_command(redis_mux: RedisMux) -> None:
     key = f"mux-{uuid.uuid4().hex}"
     await redis_mux.execute("SET", key, "not a number")
-    wrong, right = await asyncio.gather(
+    outcomes: list[object] = await asyncio.gather(
         redis_mux.execute("INCR", key), redis_mux.execute("GET", key), return_exceptions=True
     )
+    wrong, right = outcomes
     assert isinstance(wrong, ResponseError)
     assert "not an integer" in str(wrong)
     assert right == b"not a number"
