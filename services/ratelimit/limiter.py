@@ -6,7 +6,6 @@ Domain code: it knows rules and keys, not gRPC. `decide` consumes `cost` from a 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from functools import cache
@@ -74,9 +73,10 @@ class Limiter:
         counter = f"{self._prefix}:c:{rule.name}:{rule.algorithm.value}:{key}"
         arguments = [rule.algorithm.value, rule.period_ms * 1000, rule.limit, rule.capacity, cost, int(peek)]
         try:
-            async with asyncio.timeout(self._timeout):
-                reply = await self._script(keys=[counter], args=[*arguments, int(rule.shadow_mode)])
-        except (RedisError, TimeoutError) as error:
+            reply = await self._script(
+                keys=[counter], args=[*arguments, int(rule.shadow_mode)], wait_seconds=self._timeout
+            )
+        except RedisError as error:
             self._failing_until = time.monotonic() + self._cool_down
             raise self._unavailable() from error
         allowed, remaining, reset_after_us, retry_after_us = (int(value) for value in reply)

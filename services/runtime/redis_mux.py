@@ -67,12 +67,13 @@ class RedisMux:
     def address(self) -> str:
         return self._settings.address
 
-    async def execute(self, *command: Argument) -> Any:
-        """Sends one command and returns its reply (bytes, int, None or a list of those)."""
+    async def execute(self, *command: Argument, wait_seconds: float | None = None) -> Any:
+        """Sends one command and returns its reply (bytes, int, None or a list of those); waits at most
+        `wait_seconds` (default: the settings' `timeout_seconds`) for each try."""
         attempt = 0
         while True:
             try:
-                return await self._execute_once(command)
+                return await self._execute_once(command, wait_seconds or self._timeout)
             except AuthenticationError:
                 raise
             except RedisConnectionError:
@@ -89,17 +90,17 @@ class RedisMux:
             self._link.close()
             self._link = None
 
-    async def _execute_once(self, command: Sequence[Argument]) -> Any:
+    async def _execute_once(self, command: Sequence[Argument], wait_seconds: float) -> Any:
         link = self._link
         if link is None or not link.healthy(self._timeout):
             link = await self._reconnect()
         reply = link.send(command)
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(wait_seconds):
                 return await reply
         except TimeoutError:
             raise RedisTimeoutError(
-                f"Redis at {self.address} did not answer {_name(command)} within {self._timeout:g} s"
+                f"Redis at {self.address} did not answer {_name(command)} within {wait_seconds:g} s"
             ) from None
 
     async def _reconnect(self) -> _Link:
@@ -158,12 +159,19 @@ class MuxScript:
     async def load(self) -> None:
         await self._mux.execute("SCRIPT", "LOAD", self.source)
 
-    async def __call__(self, keys: Sequence[Argument] = (), args: Sequence[Argument] = ()) -> Any:
+    async def __call__(
+        self,
+        keys: Sequence[Argument] = (),
+        args: Sequence[Argument] = (),
+        *,
+        wait_seconds: float | None = None,
+    ) -> Any:
+        command = ("EVALSHA", self.sha, len(keys), *keys, *args)
         try:
-            return await self._mux.execute("EVALSHA", self.sha, len(keys), *keys, *args)
+            return await self._mux.execute(*command, wait_seconds=wait_seconds)
         except NoScriptError:
             await self.load()
-            return await self._mux.execute("EVALSHA", self.sha, len(keys), *keys, *args)
+            return await self._mux.execute(*command, wait_seconds=wait_seconds)
 
 
 class _Link(asyncio.Protocol):
@@ -173,6 +181,7 @@ class _Link(asyncio.Protocol):
         self._reader = hiredis.Reader(replyError=ResponseError)
         self._waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
         self._transport: asyncio.Transport | None = None
+        self._outgoing: list[bytes] = []
         self._open = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -191,10 +200,19 @@ class _Link(asyncio.Protocol):
     def send(self, command: Sequence[Argument]) -> asyncio.Future[Any]:
         if not self._open or self._transport is None:
             raise RedisConnectionError("the Redis connection is closed")
-        reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._transport.write(hiredis.pack_command(tuple(command)))  # type: ignore[arg-type]  # stub: 1-tuple
+        loop = asyncio.get_running_loop()
+        reply: asyncio.Future[Any] = loop.create_future()
+        if not self._outgoing:
+            # Commands issued in this turn of the loop leave together, in one write, at its end.
+            loop.call_soon(self._flush)
+        self._outgoing.append(hiredis.pack_command(tuple(command)))  # type: ignore[arg-type]  # stub: 1-tuple
         self._waiting.append((reply, time.monotonic()))
         return reply
+
+    def _flush(self) -> None:
+        outgoing, self._outgoing = self._outgoing, []
+        if self._open and self._transport is not None:
+            self._transport.write(outgoing[0] if len(outgoing) == 1 else b"".join(outgoing))
 
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)

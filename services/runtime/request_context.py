@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextvars
-import uuid
+import os
 
 REQUEST_ID_HEADER = "x-request-id"
 
@@ -15,7 +15,7 @@ def current_request_id() -> str | None:
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def bind_request_id(request_id: str) -> contextvars.Token[str | None]:

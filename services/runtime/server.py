@@ -28,8 +28,8 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 from redis.asyncio import Redis
 
+from services.runtime.call_scope import with_call_scope
 from services.runtime.health import HealthMonitor
-from services.runtime.interceptor import ErrorMappingInterceptor
 from services.runtime.logs import configure_logging
 from services.runtime.redis_mux import RedisMux
 from services.runtime.redis_pool import create_redis
@@ -60,10 +60,11 @@ class ServiceBinding:
         *,
         needs_redis: bool = True,
     ) -> ServiceBinding:
-        """Binds `servicer` with its generated `add_..._to_server` function and service descriptor."""
+        """Binds `servicer` with its generated `add_..._to_server` function and service descriptor; each
+        of its RPCs runs in the call scope (request id, errors to status)."""
         return cls(
             name=descriptor.full_name,
-            register=lambda server: add_to_server(servicer, server),
+            register=lambda server: add_to_server(with_call_scope(servicer, descriptor), server),
             needs_redis=needs_redis,
         )
 
@@ -96,7 +97,6 @@ async def start_server(
 ) -> RunningServer:
     """Starts a server with `bindings`, health and reflection; `port=0` picks a free port."""
     server = grpc.aio.server(
-        interceptors=[ErrorMappingInterceptor()],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

@@ -48,7 +48,7 @@ class _ScriptedJobs(jobs_pb2_grpc.JobsServiceServicer):
         raise RuntimeError("secret internal detail")
 
     async def ListJobs(self, request: jobs_pb2.ListJobsRequest, context: object) -> jobs_pb2.ListJobsResponse:
-        # Echoes the request id the interceptor bound for this call.
+        # Echoes the request id the call scope bound for this call.
         return jobs_pb2.ListJobsResponse(next_page_token=current_request_id() or "")
 
 
