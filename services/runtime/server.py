@@ -28,6 +28,7 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 from redis.asyncio import Redis
 
+from services.runtime import event_loop
 from services.runtime.call_scope import with_call_scope
 from services.runtime.health import HealthMonitor
 from services.runtime.logs import configure_logging
@@ -144,7 +145,7 @@ def run_service(name: str, settings_class: type[SettingsT], build: Build[Setting
         sys.exit(2)
     configure_logging(name, settings.log_level)
     try:
-        asyncio.run(_serve(name, settings, build))
+        event_loop.run(_serve(name, settings, build))
     except ConfigurationError as error:
         logger.error("cannot start: %s", error)
         sys.exit(2)

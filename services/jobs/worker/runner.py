@@ -25,6 +25,7 @@ from services.jobs.settings import WorkerSettings
 from services.jobs.store import JobStore
 from services.jobs.tasks import register_tasks
 from services.jobs.worker.ratelimit_rules import rules_reader
+from services.runtime import event_loop
 from services.runtime.channels import open_channel
 from services.runtime.logs import configure_logging
 from services.runtime.redis_mux import RedisMux
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging("worker", settings.log_level)
     # taskiq logs every failed attempt with its traceback; the broker logs it once, structured.
     logging.getLogger("taskiq.receiver.receiver").setLevel(logging.CRITICAL)
-    asyncio.run(run_worker(settings))
+    event_loop.run(run_worker(settings))
 
 
 async def run_worker(settings: WorkerSettings) -> None:
