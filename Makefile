@@ -48,6 +48,7 @@ test-unit: setup ## Only the fast unit tier
 
 .PHONY: bench
 bench: setup ## Benchmarks against their peers (see BENCHMARKS.md); a few minutes each
+	scripts/bootstrap --bench
 	$(BIN)/python -m bench.jobs_bench
 	$(BIN)/python -m bench.ratelimit_bench
 
