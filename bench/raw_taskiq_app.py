@@ -18,6 +18,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+import uvloop
 from taskiq import AsyncTaskiqDecoratedTask
 from taskiq.acks import AcknowledgeType
 from taskiq.receiver import Receiver
@@ -98,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     # WARNING, as Switchboard's worker silences taskiq's per-task log lines.
     logging.basicConfig(level=logging.WARNING, format="raw-taskiq-worker: %(levelname)s %(message)s")
     app = build_app(arguments.redis_url, arguments.stream, pool_size=arguments.pool_size)
-    asyncio.run(run_worker(app, arguments.max_async_tasks))
+    # On uvloop, as `taskiq worker` runs when uvloop is installed and as Switchboard's worker runs.
+    uvloop.run(run_worker(app, arguments.max_async_tasks))
 
 
 if __name__ == "__main__":
