@@ -40,6 +40,7 @@ from bench.raw_taskiq_peer import running_raw_taskiq
 from bench.switchboard_peer import running_switchboard
 from devstack.ports import free_port
 from devstack.redis import RedisServer
+from services.runtime import event_loop
 
 logger = logging.getLogger("bench.jobs_bench")
 
@@ -329,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = code_version()
     with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as folder:
         try:
-            results, redis_version = asyncio.run(run(plan, Path(folder)))
+            results, redis_version = event_loop.run(run(plan, Path(folder)))
         except Exception:
             logger.exception("benchmark failed; the process logs in %s:", folder)
             for log in sorted(Path(folder).glob("*.log")):

@@ -71,6 +71,7 @@ from devstack.ports import free_port
 from devstack.redis import RedisServer
 from devstack.services import ServiceProcess
 from devstack.stack import Stack
+from services.runtime import event_loop
 from switchboard.ratelimit.v1 import ratelimit_pb2, ratelimit_pb2_grpc
 
 logger = logging.getLogger("bench.ratelimit_bench")
@@ -661,7 +662,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger.info("plan: %s", plan)
     with tempfile.TemporaryDirectory(prefix="switchboard-ratelimit-bench-") as folder:
         try:
-            measurements, redis_version = asyncio.run(run(plan, Path(folder)))
+            measurements, redis_version = event_loop.run(run(plan, Path(folder)))
         except Exception:
             logger.exception("benchmark failed; the process logs in %s:", folder)
             for log in sorted(Path(folder).rglob("*.log")):
