@@ -8,6 +8,8 @@ next check when the last one answered) for `--seconds` after a warm-up:
 - Switchboard's `Limiter` in this process (its GCRA Lua script, no gRPC);
 - the rate-limit service over gRPC: `CheckRateLimit` (1 and `--clients` clients) and Envoy's
   `ShouldRateLimit`, called directly;
+- `CheckRateLimit` loaded by h2load (C), when installed: 1 and `--clients` connections, to one service
+  process and split over two (see bench/h2load_peer.py);
 - REST through Envoy: `POST /api/rate-limits/check` and the cheap `GET /api/rate-limits`, each through the
   gateway as configured (every /api request also costs a `ShouldRateLimit` call) and through a second
   Envoy without the rate-limit filter; last, the gateway with `--overload-clients` concurrent clients,
