@@ -14,8 +14,9 @@ Failures raise redis-py's own exceptions, so callers handle both clients alike. 
 connection is lost, or cannot be opened, is tried again on a new one up to `retries` times after a short
 backoff, as redis-py's pool does: it may then run twice, so paths that must not (a rate-limit check) use
 `retries=0`. A command waits at most `timeout_seconds`, then raises `TimeoutError`; a
-connection whose oldest reply is that late is treated as dead and replaced at the next command. A
-mux belongs to the event loop that first used it.
+connection whose oldest reply is that late is treated as dead and replaced at the next command. At most
+`max_in_flight` commands wait for replies; one more fails at once with `TimeoutError`. A mux belongs to
+the event loop that first used it.
 """
 
 from __future__ import annotations
@@ -50,14 +51,24 @@ _ERROR_CLASSES: dict[str, type[Exception]] = {
     "READONLY": ReadOnlyError,
 }
 _RECONNECT_BACKOFF_SECONDS = (0.02, 0.05, 0.1, 0.2)
+# Commands sent and not yet answered, at most: past it a command fails at once instead of queueing behind
+# work Redis has not caught up with (and that its callers may have given up on).
+MAX_IN_FLIGHT = 10_000
 
 
 class RedisMux:
     """A lazily opened, shared, self-healing Redis connection for commands that answer at once."""
 
-    def __init__(self, settings: RedisSettings, *, client_name: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: RedisSettings,
+        *,
+        client_name: str | None = None,
+        max_in_flight: int = MAX_IN_FLIGHT,
+    ) -> None:
         self._settings = settings
         self._client_name = client_name
+        self._max_in_flight = max_in_flight
         self._timeout = settings.timeout_seconds
         self._link: _Link | None = None
         self._connecting: asyncio.Lock | None = None
@@ -94,6 +105,11 @@ class RedisMux:
         link = self._link
         if link is None or not link.healthy(self._timeout):
             link = await self._reconnect()
+        if link.in_flight >= self._max_in_flight:
+            raise RedisTimeoutError(
+                f"Redis at {self.address} is not keeping up: {link.in_flight} commands already wait for "
+                "their replies on this connection"
+            )
         reply = link.send(command)
         try:
             async with asyncio.timeout(wait_seconds):
@@ -190,6 +206,10 @@ class _Link(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._waiting)
 
     def healthy(self, timeout_seconds: float) -> bool:
         """Open, and not sitting on a reply that is overdue (Redis or the network stalled)."""

@@ -142,6 +142,19 @@ async def test_credentials_database_and_name_are_used(own_redis: RedisServer) ->
         admin.close()
 
 
+async def test_commands_beyond_the_in_flight_bound_fail_at_once(redis_server: RedisServer) -> None:
+    mux = RedisMux(RedisSettings(port=redis_server.port), max_in_flight=5)
+    busy = MuxScript(mux, _BUSY_SCRIPT)
+    await busy.load()
+    waiting = [asyncio.ensure_future(busy(args=[300_000, f"busy-{i}"])) for i in range(5)]
+    await asyncio.sleep(0)  # all five sent
+    with pytest.raises(RedisTimeoutError, match="not keeping up: 5 commands"):
+        await mux.execute("PING")
+    assert await asyncio.gather(*waiting) == [f"busy-{i}".encode() for i in range(5)]
+    assert await mux.execute("PING") == b"PONG"
+    await mux.aclose()
+
+
 async def test_a_closed_mux_refuses_commands(redis_mux: RedisMux) -> None:
     await redis_mux.execute("PING")
     await redis_mux.aclose()
