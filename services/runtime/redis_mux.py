@@ -15,8 +15,8 @@ connection is lost, or cannot be opened, is tried again on a new one up to `retr
 backoff, as redis-py's pool does: it may then run twice, so paths that must not (a rate-limit check) use
 `retries=0`. A command waits at most `timeout_seconds`, then raises `TimeoutError`; a
 connection whose oldest reply is that late is treated as dead and replaced at the next command. At most
-`max_in_flight` commands wait for replies; one more fails at once with `TimeoutError`. A mux belongs to
-the event loop that first used it.
+`max_in_flight` commands wait for replies; one more fails at once with `TimeoutError`. Used under a new
+event loop (one after another, never at once), a mux opens a new connection there.
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ class RedisMux:
         self._timeout = settings.timeout_seconds
         self._link: _Link | None = None
         self._connecting: asyncio.Lock | None = None
+        self._connecting_loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
     @property
@@ -122,8 +123,9 @@ class RedisMux:
     async def _reconnect(self) -> _Link:
         if self._closed:
             raise RedisConnectionError("this Redis connection was closed")
-        if self._connecting is None:
-            self._connecting = asyncio.Lock()
+        loop = asyncio.get_running_loop()
+        if self._connecting is None or self._connecting_loop is not loop:
+            self._connecting, self._connecting_loop = asyncio.Lock(), loop
         async with self._connecting:
             if self._link is not None:
                 if self._link.healthy(self._timeout):
@@ -194,6 +196,7 @@ class _Link(asyncio.Protocol):
     """The connection itself: commands out as they come, replies matched to waiters in order."""
 
     def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._reader = hiredis.Reader(replyError=ResponseError)
         self._waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
         self._transport: asyncio.Transport | None = None
@@ -212,8 +215,9 @@ class _Link(asyncio.Protocol):
         return len(self._waiting)
 
     def healthy(self, timeout_seconds: float) -> bool:
-        """Open, and not sitting on a reply that is overdue (Redis or the network stalled)."""
-        if not self._open:
+        """Open, on the running loop, and not sitting on a reply that is overdue (Redis or the network
+        stalled)."""
+        if not self._open or self._loop is not asyncio.get_running_loop():
             return False
         return not self._waiting or time.monotonic() - self._waiting[0][1] < timeout_seconds
 
@@ -254,6 +258,11 @@ class _Link(asyncio.Protocol):
         self._fail(RedisConnectionError(f"the Redis connection was closed{reason}"))
 
     def close(self) -> None:
+        if self._loop.is_closed():
+            # Opened by a loop that has ended (a mux used again under a new loop): nothing of it can run.
+            self._open = False
+            self._waiting.clear()
+            return
         self._fail(RedisConnectionError("the Redis connection was closed by this process"))
 
     def _fail(self, error: Exception) -> None:

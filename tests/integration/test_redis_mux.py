@@ -155,6 +155,13 @@ async def test_commands_beyond_the_in_flight_bound_fail_at_once(redis_server: Re
     await mux.aclose()
 
 
+def test_a_mux_serves_one_event_loop_after_another(redis_server: RedisServer) -> None:
+    mux = RedisMux(RedisSettings(port=redis_server.port))
+    assert asyncio.run(mux.execute("ECHO", "first loop")) == b"first loop"
+    assert asyncio.run(mux.execute("ECHO", "second loop")) == b"second loop"
+    asyncio.run(mux.aclose())
+
+
 async def test_a_closed_mux_refuses_commands(redis_mux: RedisMux) -> None:
     await redis_mux.execute("PING")
     await redis_mux.aclose()
