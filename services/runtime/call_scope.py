@@ -11,9 +11,8 @@ it must build a new method handler each time, a cost every rate-limit check woul
 
 from __future__ import annotations
 
-import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -32,7 +31,6 @@ from services.runtime.status import to_rpc_status
 logger = logging.getLogger(__name__)
 
 _UnaryBehaviour = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
-_StreamBehaviour = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
 
 
 class _ScopedServicer:
@@ -45,12 +43,10 @@ def with_call_scope(servicer: object, descriptor: ServiceDescriptor) -> Any:
     for method in descriptor.methods:
         behaviour = getattr(servicer, method.name)
         full_name = f"/{descriptor.full_name}/{method.name}"
-        if method.client_streaming:
-            scoped.__dict__[method.name] = behaviour  # none of ours; passed as it is
-        elif method.server_streaming and inspect.isasyncgenfunction(behaviour):
-            scoped.__dict__[method.name] = _wrap_stream(behaviour, full_name)
-        else:
-            scoped.__dict__[method.name] = _wrap_unary(behaviour, full_name)
+        if method.client_streaming or method.server_streaming:
+            # None of our RPCs streams; one that does needs a scope that wraps its iterator.
+            raise TypeError(f"{full_name} streams: the call scope wraps unary RPCs only")
+        scoped.__dict__[method.name] = _wrap_unary(behaviour, full_name)
     return scoped
 
 
@@ -67,21 +63,6 @@ def _wrap_unary(behaviour: _UnaryBehaviour, method: str) -> _UnaryBehaviour:
         token = bind_request_id(request_id)
         try:
             return await behaviour(request, context)
-        except Exception as error:
-            await _answer(context, error, method, request_id)
-        finally:
-            reset_request_id(token)
-
-    return wrapped
-
-
-def _wrap_stream(behaviour: _StreamBehaviour, method: str) -> _StreamBehaviour:
-    async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        request_id = _incoming_request_id(context)
-        token = bind_request_id(request_id)
-        try:
-            async for response in behaviour(request, context):
-                yield response
         except Exception as error:
             await _answer(context, error, method, request_id)
         finally:
