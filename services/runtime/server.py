@@ -186,6 +186,7 @@ async def _serve(name: str, settings: SettingsT, build: Build[SettingsT]) -> Non
                 "pid": os.getpid(),
             },
         )
+        event_loop.freeze_startup_objects()
         monitor_task = asyncio.create_task(running.health.run())
         await stop.wait()
 

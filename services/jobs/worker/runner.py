@@ -88,6 +88,7 @@ async def run_worker(settings: WorkerSettings) -> None:
         "worker started",
         extra={"queues": settings.queue_list, "worker": worker_id, "capacity": broker.capacity},
     )
+    event_loop.freeze_startup_objects()
     await receiver.listen(finish)
     logger.info("stopping: no new jobs taken", extra={"worker": worker_id})
     await broker.shutdown()
