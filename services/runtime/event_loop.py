@@ -1,7 +1,7 @@
 """The event loop every Switchboard process runs on, and what keeps it from pausing.
 
 uvloop (libuv underneath) does the loop's own work per I/O event, timer and callback in C. On our 2-core
-machines it raised the rate-limit service's capacity by about a third and lowered its tail latency
+machines it raised the rate-limit service's capacity by roughly 40% and lowered its tail latency
 (BENCHMARKS.md). grpc.aio, redis-py and taskiq all run on it unchanged.
 
 A process's start leaves some 70,000 long-lived objects (modules, protobuf descriptors, servicers). Each
