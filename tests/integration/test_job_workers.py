@@ -146,11 +146,19 @@ async def test_retry_backoff_and_delays_are_kept_without_a_scheduler(
         assert next_start is not None
         assert 0.8 * expected <= next_start - previous_end <= 1.2 * expected, (attempt, errors)
 
-    logged = [
-        json.loads(line)
-        for line in workers.started[0].process.log_path.read_text().splitlines()
-        if failing.id in line and '"attempt failed"' in line
-    ]
+    log_path = workers.started[0].process.log_path
+
+    async def failed_attempts_logged() -> list[dict[str, object]]:
+        lines = (await asyncio.to_thread(log_path.read_text)).splitlines()
+        return [json.loads(line) for line in lines if failing.id in line and '"attempt failed"' in line]
+
+    # The worker logs an attempt's failure once its outcome is stored: the last line may trail the state.
+    logged = await eventually(
+        failed_attempts_logged,
+        lambda entries: len(entries) >= 4,
+        timeout=5,
+        what="four failed attempts logged",
+    )
     assert [(entry["attempt"], entry["error_type"], entry["queue"], entry["task"]) for entry in logged] == [
         (attempt, "RetryableError", "analytics", "diagnostics.fail") for attempt in (1, 2, 3, 4)
     ], "each failed attempt is logged once, structured"
