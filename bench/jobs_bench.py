@@ -25,7 +25,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,12 +34,19 @@ from typing import Protocol, TypeVar
 
 from redis.asyncio import Redis
 
-from bench.measure import DrainResult, Interference, LatencyResult, LoadProbe, add_quiet_options, code_version
+from bench.measure import (
+    DrainResult,
+    Interference,
+    LatencyResult,
+    LoadProbe,
+    add_quiet_options,
+    code_version,
+    run_in_scratch_folder,
+)
 from bench.raw_taskiq_peer import running_raw_taskiq
 from bench.switchboard_peer import running_switchboard
 from devstack.ports import free_port
 from devstack.redis import RedisServer
-from services.runtime import event_loop
 
 logger = logging.getLogger("bench.jobs_bench")
 
@@ -328,16 +334,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger.info("plan: %s", plan)
     # The processes load the code as they start; a checkout that moves during the run is reported.
     code = code_version()
-    with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as folder:
-        try:
-            results, redis_version = event_loop.run(run(plan, Path(folder)))
-        except Exception:
-            logger.exception("benchmark failed; the process logs in %s:", folder)
-            for log in sorted(Path(folder).glob("*.log")):
-                logger.error(
-                    "--- %s (last lines)\n%s", log.name, "\n".join(log.read_text().splitlines()[-20:])
-                )
-            return 1
+    outcome = run_in_scratch_folder("switchboard-bench-", lambda folder: run(plan, folder), logger=logger)
+    if outcome is None:
+        return 1
+    results, redis_version = outcome
     if code_version() != code:
         code += f"; NOTE: the checkout changed during the run, it now reads: {code_version()}"
     report = [

@@ -12,15 +12,17 @@ import logging
 import math
 import os
 import subprocess
+import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from redis.asyncio import Redis
 
 from devstack.services import REPO_ROOT
+from services.runtime import event_loop
 
 logger = logging.getLogger(__name__)
 
@@ -312,3 +314,20 @@ def add_quiet_options(parser: argparse.ArgumentParser, *, patience: float, attem
         help=f"run a {unit} again when others took over the threshold during it, up to this many times "
         f"({attempts})",
     )
+
+
+def run_in_scratch_folder(
+    prefix: str, run: Callable[[Path], Coroutine[Any, Any, T]], *, logger: logging.Logger
+) -> T | None:
+    """Runs a benchmark on uvloop (as the services run) with a temporary folder for its processes' data
+    and logs; on failure logs the error and the last lines of every process log, and returns None."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+        try:
+            return event_loop.run(run(Path(folder)))
+        except Exception:
+            logger.exception("benchmark failed; the process logs in %s:", folder)
+            for log in sorted(Path(folder).rglob("*.log")):
+                logger.error(
+                    "--- %s (last lines)\n%s", log.name, "\n".join(log.read_text().splitlines()[-20:])
+                )
+            return None

@@ -30,7 +30,6 @@ import logging
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -52,6 +51,7 @@ from bench.measure import (
     code_version,
     costs_per_job,
     read_counters,
+    run_in_scratch_folder,
     wait_until,
 )
 from bench.ratelimit_peers import (
@@ -73,7 +73,6 @@ from devstack.ports import free_port
 from devstack.redis import RedisServer
 from devstack.services import ServiceProcess
 from devstack.stack import Stack
-from services.runtime import event_loop
 from switchboard.ratelimit.v1 import ratelimit_pb2, ratelimit_pb2_grpc
 
 logger = logging.getLogger("bench.ratelimit_bench")
@@ -662,16 +661,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="bench: %(message)s")
     plan = parse_plan(argv)
     logger.info("plan: %s", plan)
-    with tempfile.TemporaryDirectory(prefix="switchboard-ratelimit-bench-") as folder:
-        try:
-            measurements, redis_version = event_loop.run(run(plan, Path(folder)))
-        except Exception:
-            logger.exception("benchmark failed; the process logs in %s:", folder)
-            for log in sorted(Path(folder).rglob("*.log")):
-                logger.error(
-                    "--- %s (last lines)\n%s", log.name, "\n".join(log.read_text().splitlines()[-20:])
-                )
-            return 1
+    outcome = run_in_scratch_folder(
+        "switchboard-ratelimit-bench-", lambda folder: run(plan, folder), logger=logger
+    )
+    if outcome is None:
+        return 1
+    measurements, redis_version = outcome
     report = [
         f"Rate-limit check benchmark: closed loop, {plan.seconds:g} s per path after a "
         f"{plan.warm_up_seconds:g} s warm-up, one fresh redis-server",

@@ -20,15 +20,7 @@ from devstack.stack import Stack
 
 @pytest.fixture(scope="module")
 def limited_stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    suffix = uuid.uuid4().hex[:8]
-    stack = Stack(
-        Path(tmp_path_factory.mktemp("limited-stack")),
-        redis_host="127.0.0.1",
-        redis_port=redis_server.port,
-        gateway_port=free_port(),
-        env={"RATELIMIT_KEY_PREFIX": f"rl-{suffix}", "JOBS_KEY_PREFIX": f"sb-{suffix}"},
-        workers=0,
-    )
+    stack = _stack_of_its_own(Path(tmp_path_factory.mktemp("limited-stack")), redis_server)
     stack.start()
     yield stack
     stack.stop()
@@ -101,15 +93,7 @@ def test_failing_closed_when_so_configured(
     redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GATEWAY_RATELIMIT_FAIL_CLOSED", "true")
-    suffix = uuid.uuid4().hex[:8]
-    stack = Stack(
-        tmp_path,
-        redis_host="127.0.0.1",
-        redis_port=redis_server.port,
-        gateway_port=free_port(),
-        env={"RATELIMIT_KEY_PREFIX": f"rl-{suffix}", "JOBS_KEY_PREFIX": f"sb-{suffix}"},
-        workers=0,
-    )
+    stack = _stack_of_its_own(tmp_path, redis_server)
     stack.start()
     try:
         assert requests.get(f"{stack.gateway_url}/api/queues", timeout=10).status_code == 200
@@ -119,3 +103,16 @@ def test_failing_closed_when_so_configured(
         assert denied.json()["code"] == 14
     finally:
         stack.stop()
+
+
+def _stack_of_its_own(run_dir: Path, redis_server: RedisServer) -> Stack:
+    """A stack without workers whose rules and jobs live under key prefixes no other test uses."""
+    suffix = uuid.uuid4().hex[:8]
+    return Stack(
+        run_dir,
+        redis_host="127.0.0.1",
+        redis_port=redis_server.port,
+        gateway_port=free_port(),
+        env={"RATELIMIT_KEY_PREFIX": f"rl-{suffix}", "JOBS_KEY_PREFIX": f"sb-{suffix}"},
+        workers=0,
+    )
