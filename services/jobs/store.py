@@ -6,6 +6,7 @@ Every script works on one queue (one hash tag), gets its keys as KEYS, and is id
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -168,12 +169,10 @@ class JobStore:
     async def _queue_of(self, job_id: str, *, exclude: str = "") -> str | None:
         """The queue that holds job `job_id` (ids are unique across queues), or None."""
         candidates = [queue for queue in self.queues if queue != exclude]
-        if not candidates:
-            return None
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for queue in candidates:
-                pipe.exists(self.keys(queue).job(job_id))
-            found = await pipe.execute()
+        # Over the shared connection: the checks of one loop turn go out in one write, no pool checkout.
+        found = await asyncio.gather(
+            *(self._mux.execute("EXISTS", self.keys(queue).job(job_id)) for queue in candidates)
+        )
         return next((queue for queue, hit in zip(candidates, found, strict=True) if hit), None)
 
     async def _located(self, job_id: str) -> str:
