@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from typing import TypeVar
 from unittest import mock
 
 from pydantic.fields import FieldInfo
@@ -15,10 +16,13 @@ from services.analytics.settings import AnalyticsSettings
 from services.bigquery.settings import BigQuerySettings
 from services.jobs.settings import JobsSettings, WorkerSettings
 from services.ratelimit.settings import RateLimitSettings
-from services.runtime.settings import load_settings
+from services.runtime.settings import ServiceSettings, load_settings
+from tests.deploy.cluster import Manifest, Rendered, SecretValue, containers
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 # What each container's command runs → the settings it reads.
-SETTINGS_BY_MODULE: dict[str, type[BaseSettings]] = {
+SETTINGS_BY_MODULE: dict[str, type[ServiceSettings]] = {
     "services.jobs": JobsSettings,
     "services.ratelimit": RateLimitSettings,
     "services.bigquery": BigQuerySettings,
@@ -73,8 +77,29 @@ def unknown(settings_class: type[BaseSettings], names: Sequence[str]) -> list[st
     return sorted(n for n in names if n.upper() not in known and n not in LIBRARY_VARIABLES)
 
 
-def load_from(settings_class: type[BaseSettings], env: Mapping[str, str]) -> BaseSettings:
+def load_from(settings_class: type[SettingsT], env: Mapping[str, str]) -> SettingsT:
     """The settings as the pod's process builds them, from `env` alone; ConfigurationError if a value is
     one the service cannot run with."""
     with mock.patch.dict(os.environ, env, clear=True):
         return load_settings(settings_class)
+
+
+def switchboard_containers(rendered: Rendered) -> list[tuple[Manifest, Manifest, str]]:
+    """(workload, container, module) for every container that runs a Switchboard process."""
+    found = []
+    for workload in rendered.workloads():
+        for container in containers(workload):
+            module = module_of(container.get("command", []))
+            if module is not None and module.startswith("services."):
+                found.append((workload, container, module))
+    return found
+
+
+def process_environment(rendered: Rendered, container: Manifest) -> dict[str, str]:
+    """The container's environment as its process sees it (command-line settings included), with a
+    stand-in for each value that comes from a Secret."""
+    env = {
+        name: ("from-a-secret" if isinstance(value, SecretValue) else value)
+        for name, value in rendered.environment(container).items()
+    }
+    return {**env, **command_variables(container["command"])}

@@ -16,13 +16,13 @@ from services.jobs.settings import JobsSettings
 from services.ratelimit.settings import RateLimitSettings
 from services.runtime.server import LIVENESS_SERVICE
 from services.runtime.settings import ConfigurationError, ServiceSettings
-from tests.deploy.cluster import Manifest, Rendered, SecretValue, containers, port_named
+from tests.deploy.cluster import Rendered, SecretValue, containers, port_named
 from tests.deploy.render import OVERLAYS
 from tests.deploy.settings_env import (
     SETTINGS_BY_MODULE,
-    command_variables,
     load_from,
-    module_of,
+    process_environment,
+    switchboard_containers,
     unknown,
     variables,
 )
@@ -37,26 +37,6 @@ PORTS_WITHOUT_A_SETTING = {("admin", "http")}
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEYS?$|HTPASSWD|PRIVATE", re.IGNORECASE)
 
 
-def _switchboard_containers(rendered: Rendered) -> list[tuple[Manifest, Manifest, str]]:
-    """(workload, container, module) for every container that runs a Switchboard process."""
-    found = []
-    for workload in rendered.workloads():
-        for container in containers(workload):
-            module = module_of(container.get("command", []))
-            if module is not None and module.startswith("services."):
-                found.append((workload, container, module))
-    return found
-
-
-def _plain_env(rendered: Rendered, container: Manifest) -> dict[str, str]:
-    """The container's environment as its process sees it, Secrets as a stand-in value."""
-    env = {
-        name: ("from-a-secret" if isinstance(value, SecretValue) else value)
-        for name, value in rendered.environment(container).items()
-    }
-    return {**env, **command_variables(container["command"])}
-
-
 def _envoy_config(rendered: Rendered) -> Any:
     gateway = rendered.get("Deployment", "gateway")
     envoy = next(containers(gateway))
@@ -68,9 +48,9 @@ def _envoy_config(rendered: Rendered) -> Any:
 @pytest.mark.parametrize("name", CHECKED)
 def test_every_switchboard_process_is_known(renders: dict[str, Rendered], name: str) -> None:
     """A new Deployment must say which settings it reads, or the checks below would skip it."""
-    for workload, _, module in _switchboard_containers(renders[name]):
+    for workload, _, module in switchboard_containers(renders[name]):
         assert module in SETTINGS_BY_MODULE, (workload["metadata"]["name"], module)
-    assert len(_switchboard_containers(renders[name])) >= 8
+    assert len(switchboard_containers(renders[name])) >= 8
 
 
 @pytest.mark.parametrize("name", CHECKED)
@@ -98,7 +78,7 @@ def test_envoy_clusters_point_at_services_and_ports_that_exist(
 @pytest.mark.parametrize("name", CHECKED)
 def test_service_ports_match_container_ports_and_settings(renders: dict[str, Rendered], name: str) -> None:
     rendered = renders[name]
-    switchboard = {w["metadata"]["name"]: (c, m) for w, c, m in _switchboard_containers(rendered)}
+    switchboard = {w["metadata"]["name"]: (c, m) for w, c, m in switchboard_containers(rendered)}
     for service in rendered.of_kind("Service"):
         workloads = rendered.selected_by(service)
         assert workloads, f"Service {service['metadata']['name']} selects no pods"
@@ -114,7 +94,7 @@ def test_service_ports_match_container_ports_and_settings(renders: dict[str, Ren
                 if owner not in switchboard or (owner, port["name"]) in PORTS_WITHOUT_A_SETTING:
                     continue
                 settings = load_from(
-                    SETTINGS_BY_MODULE[switchboard[owner][1]], _plain_env(rendered, container)
+                    SETTINGS_BY_MODULE[switchboard[owner][1]], process_environment(rendered, container)
                 )
                 setting = {"grpc": "grpc_port", "metrics": "metrics_port"}[port["name"]]
                 assert getattr(settings, setting) == container_port, (owner, setting)
@@ -128,7 +108,7 @@ def test_service_ports_match_container_ports_and_settings(renders: dict[str, Ren
 @pytest.mark.parametrize("name", CHECKED)
 def test_every_probe_uses_the_grpc_port(renders: dict[str, Rendered], name: str) -> None:
     rendered = renders[name]
-    for workload, container, _ in _switchboard_containers(rendered):
+    for workload, container, _ in switchboard_containers(rendered):
         owner = workload["metadata"]["name"]
         grpc_port = port_named(container, "grpc")
         probes = {kind: container.get(kind) for kind in ("startupProbe", "readinessProbe", "livenessProbe")}
@@ -158,9 +138,9 @@ def test_every_variable_a_deployment_sets_is_a_setting_of_its_service(
     renders: dict[str, Rendered], name: str
 ) -> None:
     rendered = renders[name]
-    for workload, container, module in _switchboard_containers(rendered):
+    for workload, container, module in switchboard_containers(rendered):
         settings_class = SETTINGS_BY_MODULE[module]
-        env = _plain_env(rendered, container)
+        env = process_environment(rendered, container)
         assert not unknown(settings_class, list(env)), (
             workload["metadata"]["name"],
             unknown(settings_class, list(env)),
@@ -189,10 +169,10 @@ def _required_in_a_cluster(settings_class: type[Any]) -> set[str]:
 @pytest.mark.parametrize("name", CHECKED)
 def test_every_required_setting_is_set(renders: dict[str, Rendered], name: str) -> None:
     rendered = renders[name]
-    for workload, container, module in _switchboard_containers(rendered):
+    for workload, container, module in switchboard_containers(rendered):
         owner = workload["metadata"]["name"]
         settings_class = SETTINGS_BY_MODULE[module]
-        env = _plain_env(rendered, container)
+        env = process_environment(rendered, container)
         required = _required_in_a_cluster(settings_class)
         if port_named(container, "grpc") is not None:
             required.add("GRPC_PORT")
@@ -216,8 +196,8 @@ def test_jobs_and_workers_share_one_key_prefix(renders: dict[str, Rendered]) -> 
     for name in CHECKED:
         rendered = renders[name]
         prefixes = {
-            _plain_env(rendered, container).get("JOBS_KEY_PREFIX", "default")
-            for _, container, module in _switchboard_containers(rendered)
+            process_environment(rendered, container).get("JOBS_KEY_PREFIX", "default")
+            for _, container, module in switchboard_containers(rendered)
             if module in {"services.jobs", "services.jobs.worker"}
         }
         assert len(prefixes) == 1, (name, prefixes)
@@ -244,7 +224,7 @@ def test_the_production_render_holds_no_secret_values(renders: dict[str, Rendere
                 if SECRET_NAME.search(entry["name"]):
                     assert "secretKeyRef" in entry.get("valueFrom", {}), (workload["metadata"]["name"], entry)
     # The secrets production needs are required there, so a missing one fails the pod's start loudly.
-    for _, container, _ in _switchboard_containers(rendered):
+    for _, container, _ in switchboard_containers(rendered):
         password = rendered.environment(container)["REDIS_PASSWORD"]
         assert isinstance(password, SecretValue) and not password.optional
     assert {"redis-auth", "redis-tls-ca", "gateway-tls"} <= rendered.secrets_referenced()
