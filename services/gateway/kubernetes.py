@@ -25,14 +25,12 @@ TLS_DIR = PurePosixPath("/etc/envoy/tls")
 
 def cluster_peers() -> PeerAddresses:
     """Each service at its Kubernetes Service name (`jobs`, `ratelimit`, ...), on the port it listens on
-    by default."""
-    local = PeerAddresses()
-    return PeerAddresses(
-        **{
-            f"{service}_address": f"{service}:{split_address(address)[1]}"
-            for service, address in local.by_service().items()
-        }
-    )
+    by default (the fields' defaults, whatever *_ADDRESS the caller's environment holds)."""
+    addresses = {}
+    for field, info in PeerAddresses.model_fields.items():
+        service = field.removesuffix("_address")
+        addresses[field] = f"{service}:{split_address(str(info.default))[1]}"
+    return PeerAddresses(**addresses)
 
 
 def kubernetes_settings(base: GatewaySettings, *, tls: bool) -> GatewaySettings:

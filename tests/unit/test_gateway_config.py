@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from services.gateway import kubernetes
 from services.gateway.config import render, split_address
 from services.gateway.settings import GatewaySettings
 from services.runtime.settings import PeerAddresses
@@ -56,3 +57,16 @@ def test_tls_is_off_unless_both_files_are_set() -> None:
 def test_one_tls_file_alone_is_a_configuration_error(only: dict[str, str]) -> None:
     with pytest.raises(ValueError, match="GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE"):
         GatewaySettings(**only)  # type: ignore[arg-type]
+
+
+def test_the_kubernetes_render_names_each_service_whatever_the_environment_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("JOBS_ADDRESS", "localhost:1234")
+    assert kubernetes.cluster_peers().by_service() == {
+        "jobs": "jobs:50051",
+        "ratelimit": "ratelimit:50052",
+        "bigquery": "bigquery:50053",
+        "analytics": "analytics:50054",
+        "admin": "admin:50055",
+    }
