@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from prometheus_client import start_http_server
 
+from services.jobs import metrics
 from services.jobs.broker import SwitchboardBroker
 from services.jobs.catalog import register_tasks
 from services.jobs.manager import JobManager
@@ -30,6 +31,11 @@ async def build(settings: JobsSettings, context: ServiceContext) -> Sequence[Ser
     context.run_in_background("policies", catalog.refresh_policies, interval_seconds=POLICY_REFRESH_SECONDS)
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
+        context.run_in_background(
+            "queue-depth",
+            lambda: _read_queue_depths(store),
+            interval_seconds=settings.queue_depth_interval_seconds,
+        )
     manager = JobManager(
         store, catalog.policies, tasks_for=catalog.tasks_for, max_payload_bytes=settings.max_payload_bytes
     )
@@ -40,3 +46,11 @@ async def build(settings: JobsSettings, context: ServiceContext) -> Sequence[Ser
             JobsServicer(manager),
         )
     ]
+
+
+async def _read_queue_depths(store: JobStore) -> None:
+    """`switchboard_queue_jobs` from the store's per-state counts: what autoscalers and dashboards read.
+    A failed reading (Redis down) leaves the gauge at its last values; the service's health says why."""
+    for queue in QUEUE_NAMES:
+        counts = await store.counts(queue)
+        metrics.observe_queue_counts(queue, {str(state): n for state, n in counts.items()})

@@ -40,6 +40,9 @@ logger = logging.getLogger(__name__)
 
 # Bounded messages: a request larger than this is refused before it reaches a servicer.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+# A health name that is SERVING while the process runs, whatever its dependencies do: what a Kubernetes
+# liveness probe asks (a Redis outage must make pods unready, not restart them all).
+LIVENESS_SERVICE = "liveness"
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,7 @@ async def start_server(
         health_servicer,
         probes={"redis": redis.ping, **(extra_probes or {})},
         dependent_services=[b.name for b in bindings if b.needs_redis],
-        independent_services=[b.name for b in bindings if not b.needs_redis],
+        independent_services=[*(b.name for b in bindings if not b.needs_redis), LIVENESS_SERVICE],
         interval_seconds=health_interval_seconds,
         probe_timeout_seconds=redis_timeout_seconds,
     )
