@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 from devstack.envoy import EnvoyProcess
 from devstack.services import REPO_ROOT, SERVICE_NAMES, ServiceProcess
 from devstack.workers import WorkerProcess
+from services.access.credentials import basic_header
 from services.gateway.config import render
 from services.gateway.settings import GatewaySettings
 from services.runtime.settings import PeerAddresses
@@ -20,7 +23,11 @@ DESCRIPTOR_PATH = REPO_ROOT / "gen" / "descriptor.binpb"
 
 
 class Stack:
-    """Services on `service_ports` (0: any free port) and Envoy on `gateway_port`."""
+    """Services on `service_ports` (0: any free port) and Envoy on `gateway_port`.
+
+    Every service listens on 127.0.0.1 only. The admin password (`SWITCHBOARD_ADMIN_PASSWORD` in `env`
+    or the environment) and the service key are generated when none is given: `admin_auth` holds them.
+    """
 
     def __init__(
         self,
@@ -38,7 +45,19 @@ class Stack:
         self.gateway_port = gateway_port
         self._gateway_admin_port = gateway_admin_port
         ports = dict(service_ports or {})
-        common_env = {"REDIS_HOST": redis_host, "REDIS_PORT": str(redis_port), **(env or {})}
+        given = {**os.environ, **(env or {})}
+        self.admin_user = given.get("SWITCHBOARD_ADMIN_USER") or "admin"
+        self.admin_password = given.get("SWITCHBOARD_ADMIN_PASSWORD") or secrets.token_urlsafe(18)
+        self.service_key = given.get("SWITCHBOARD_SERVICE_KEY") or secrets.token_hex(32)
+        common_env = {
+            "REDIS_HOST": redis_host,
+            "REDIS_PORT": str(redis_port),
+            "GRPC_HOST": "127.0.0.1",
+            "SWITCHBOARD_ADMIN_USER": self.admin_user,
+            "SWITCHBOARD_ADMIN_PASSWORD": self.admin_password,
+            "SWITCHBOARD_SERVICE_KEY": self.service_key,
+            **(env or {}),
+        }
         self.services = {
             name: ServiceProcess(name, run_dir=run_dir, env=common_env, port=ports.get(name, 0))
             for name in SERVICE_NAMES
@@ -51,6 +70,16 @@ class Stack:
     @property
     def peers(self) -> PeerAddresses:
         return PeerAddresses(**{f"{name}_address": s.address for name, s in self.services.items()})
+
+    @property
+    def admin_auth(self) -> tuple[str, str]:
+        """For `requests`: `auth=stack.admin_auth`."""
+        return (self.admin_user, self.admin_password)
+
+    @property
+    def admin_metadata(self) -> tuple[tuple[str, str], ...]:
+        """For a gRPC call: `metadata=stack.admin_metadata`."""
+        return (("authorization", basic_header(self.admin_user, self.admin_password)),)
 
     @property
     def gateway_url(self) -> str:

@@ -36,6 +36,9 @@ _QUERY = "switchboard.bigquery.v1.QueryService"
 _ANALYTICS = "switchboard.analytics.v1.AnalyticsService"
 _SETTINGS = "switchboard.admin.v1.SettingsService"
 _CONNECTION = "switchboard.admin.v1.ConnectionService"
+_KEYS = "switchboard.admin.v1.KeysService"
+_AUDIT = "switchboard.admin.v1.AuditService"
+_ENVOY_RLS = "envoy.service.ratelimit.v3.RateLimitService"
 
 # Full gRPC method name → what the caller needs.
 REQUIREMENTS: Mapping[str, Requirement] = {
@@ -64,6 +67,14 @@ REQUIREMENTS: Mapping[str, Requirement] = {
     f"/{_SETTINGS}/GetSettings": Scope.ADMIN,
     f"/{_SETTINGS}/UpdateSettings": Scope.ADMIN,
     f"/{_CONNECTION}/TestConnection": PUBLIC,
+    f"/{_KEYS}/CreateKey": Scope.ADMIN,
+    f"/{_KEYS}/ListKeys": Scope.ADMIN,
+    f"/{_KEYS}/DeleteKey": Scope.ADMIN,
+    f"/{_AUDIT}/ListAuditEntries": Scope.ADMIN,
+    # Envoy's own rate-limit call, made by the gateway with no credentials of ours. It only counts
+    # requests against limits; the gateway never routes it from outside, and in Kubernetes the
+    # NetworkPolicy admits only the gateway to the rate-limit port.
+    f"/{_ENVOY_RLS}/ShouldRateLimit": PUBLIC,
 }
 
 

@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from pathlib import Path
 
+from redis.exceptions import RedisError
+
+from services.access.keys import parse_seed
+from services.admin.access_servicer import AuditServicer, KeysServicer
 from services.admin.connection import ConnectionTester, Probe
 from services.admin.probes import redis_probe, service_health_probe
 from services.admin.servicer import ConnectionServicer, SettingsServicer
 from services.admin.settings import AdminSettings
 from services.runtime.channels import open_channel
 from services.runtime.server import ServiceBinding, ServiceContext
-from switchboard.admin.v1 import connection_pb2, connection_pb2_grpc, settings_pb2, settings_pb2_grpc
+from services.runtime.settings import ConfigurationError
+from switchboard.admin.v1 import (
+    audit_pb2,
+    audit_pb2_grpc,
+    connection_pb2,
+    connection_pb2_grpc,
+    keys_pb2,
+    keys_pb2_grpc,
+    settings_pb2,
+    settings_pb2_grpc,
+)
 from switchboard.analytics.v1 import analytics_pb2
 from switchboard.bigquery.v1 import bigquery_pb2
 from switchboard.jobs.v1 import jobs_pb2
 from switchboard.ratelimit.v1 import ratelimit_pb2
+
+logger = logging.getLogger(__name__)
 
 # Check name → (peer, the service whose health it asks for).
 _SIBLINGS = {
@@ -36,7 +54,19 @@ async def build(settings: AdminSettings, context: ServiceContext) -> Sequence[Se
     # The BigQuery backend is not wired yet (its issue adds it): reported, but not a failure.
     probes["bigquery"] = None
     tester = ConnectionTester(probes, timeout_seconds=timeout)
+    assert context.keys is not None and context.audit is not None, "the runtime opens access first"
+    await _seed_keys(settings, context)
     return [
+        ServiceBinding.of(
+            keys_pb2.DESCRIPTOR.services_by_name["KeysService"],
+            keys_pb2_grpc.add_KeysServiceServicer_to_server,
+            KeysServicer(context.keys),
+        ),
+        ServiceBinding.of(
+            audit_pb2.DESCRIPTOR.services_by_name["AuditService"],
+            audit_pb2_grpc.add_AuditServiceServicer_to_server,
+            AuditServicer(context.audit),
+        ),
         ServiceBinding.of(
             connection_pb2.DESCRIPTOR.services_by_name["ConnectionService"],
             connection_pb2_grpc.add_ConnectionServiceServicer_to_server,
@@ -50,3 +80,24 @@ async def build(settings: AdminSettings, context: ServiceContext) -> Sequence[Se
             SettingsServicer(),  # type: ignore[abstract]  # its RPCs answer UNIMPLEMENTED until built
         ),
     ]
+
+
+async def _seed_keys(settings: AdminSettings, context: ServiceContext) -> None:
+    """Writes the keys of SWITCHBOARD_API_KEYS and SWITCHBOARD_API_KEYS_FILE; a bad entry stops the start."""
+    access = settings.access
+    seeds = []
+    try:
+        if access.api_keys is not None:
+            seeds += parse_seed(access.api_keys.get_secret_value())
+        if access.api_keys_file:
+            text = Path(access.api_keys_file).read_text()  # noqa: ASYNC240 - once, before serving
+            seeds += parse_seed(text, source=f"SWITCHBOARD_API_KEYS_FILE ({access.api_keys_file})")
+    except (ValueError, OSError) as error:
+        raise ConfigurationError(str(error)) from None
+    if not seeds:
+        return
+    assert context.keys is not None
+    try:
+        await context.keys.seed(seeds)
+    except RedisError:
+        logger.warning("configured API keys not seeded yet: Redis unreachable; restart to seed them")

@@ -1,4 +1,5 @@
-"""gRPC client channels for service-to-service calls: a deadline on every call, the request id passed on."""
+"""gRPC client channels for service-to-service calls: a deadline on every call, the request id passed on,
+and the deployment's service key (the caller's identity: the callee verifies it in its call scope)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.access.guard import SERVICE_KEY_HEADER
 from services.runtime.request_context import REQUEST_ID_HEADER, current_request_id
 
 
 class _CallDefaults(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
     """Gives a call without a deadline the channel's default one, and forwards the current request id."""
 
-    def __init__(self, default_timeout: float) -> None:
+    def __init__(self, default_timeout: float, service_key: str | None) -> None:
         self._default_timeout = default_timeout
+        self._service_key = service_key
 
     async def intercept_unary_unary(
         self,
@@ -27,6 +30,8 @@ class _CallDefaults(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
         request_id = current_request_id()
         if request_id is not None and REQUEST_ID_HEADER not in metadata:
             metadata.add(REQUEST_ID_HEADER, request_id)
+        if self._service_key is not None:
+            metadata.add(SERVICE_KEY_HEADER, self._service_key)
         details = grpc.aio.ClientCallDetails(
             method=client_call_details.method,
             timeout=client_call_details.timeout
@@ -39,9 +44,10 @@ class _CallDefaults(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
         return await continuation(details, request)
 
 
-def open_channel(address: str, *, default_timeout: float) -> grpc.aio.Channel:
-    """An insecure channel (inside the cluster network) whose unary calls all carry a deadline."""
-    return grpc.aio.insecure_channel(address, interceptors=[_CallDefaults(default_timeout)])
+def open_channel(address: str, *, default_timeout: float, service_key: str | None = None) -> grpc.aio.Channel:
+    """An insecure channel (inside the cluster network) whose unary calls all carry a deadline and, when
+    given, the service key (`SWITCHBOARD_SERVICE_KEY`)."""
+    return grpc.aio.insecure_channel(address, interceptors=[_CallDefaults(default_timeout, service_key)])
 
 
 async def check_health(channel: grpc.aio.Channel, service: str = "", *, deadline_seconds: float) -> str:

@@ -27,7 +27,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from services.access.audit import AuditLog
+from services.access.credentials import AdminCredentials, CredentialsError
+from services.access.guard import Guard
+from services.access.keys import KeyCache, KeyStore
+from services.access.settings import AccessSettings
 from services.runtime import background, event_loop
 from services.runtime.call_scope import with_call_scope
 from services.runtime.health import HealthMonitor, Probe
@@ -51,7 +57,7 @@ class ServiceBinding:
 
     name: str
     """Full proto name, e.g. `switchboard.jobs.v1.JobsService` (for health and reflection)."""
-    register: Callable[[grpc.aio.Server], None]
+    register: Callable[[grpc.aio.Server, Guard | None, AuditLog | None], None]
     needs_redis: bool = True
     """False for a service that must keep answering while Redis is down."""
 
@@ -65,10 +71,12 @@ class ServiceBinding:
         needs_redis: bool = True,
     ) -> ServiceBinding:
         """Binds `servicer` with its generated `add_..._to_server` function and service descriptor; each
-        of its RPCs runs in the call scope (request id, errors to status)."""
+        of its RPCs runs in the call scope (request id, the caller's check, errors to status)."""
         return cls(
             name=descriptor.full_name,
-            register=lambda server: add_to_server(with_call_scope(servicer, descriptor), server),
+            register=lambda server, guard, audit: add_to_server(
+                with_call_scope(servicer, descriptor, guard, audit), server
+            ),
             needs_redis=needs_redis,
         )
 
@@ -81,6 +89,9 @@ class ServiceContext:
     redis_mux: RedisMux
     """The shared connection for hot paths (scripts run per request); opened at its first command."""
     exit_stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
+    keys: KeyStore | None = None
+    """The API keys (every process checks them; the admin service manages them)."""
+    audit: AuditLog | None = None
     dead_loops: dict[str, str] = field(default_factory=dict)
     """Background loops that died, and why: the service then reports NOT_SERVING."""
 
@@ -123,8 +134,11 @@ async def start_server(
     health_interval_seconds: float = 1.0,
     redis_timeout_seconds: float = 1.0,
     extra_probes: Mapping[str, Probe] | None = None,
+    guard: Guard | None = None,
+    audit: AuditLog | None = None,
 ) -> RunningServer:
-    """Starts a server with `bindings`, health and reflection; `port=0` picks a free port."""
+    """Starts a server with `bindings`, health and reflection; `port=0` picks a free port. Every RPC is
+    checked by `guard` (None: open, for tests of other concerns) and admin RPCs recorded in `audit`."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -133,7 +147,7 @@ async def start_server(
         ],
     )
     for binding in bindings:
-        binding.register(server)
+        binding.register(server, guard, audit)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -194,6 +208,7 @@ async def _serve(name: str, settings: SettingsT, build: Build[SettingsT]) -> Non
     async with context.exit_stack:
         context.exit_stack.push_async_callback(redis.aclose)
         context.exit_stack.push_async_callback(context.redis_mux.aclose)
+        guard = await _open_access(settings.access, context)
         bindings = await build(settings, context)
         running = await start_server(
             bindings,
@@ -203,6 +218,8 @@ async def _serve(name: str, settings: SettingsT, build: Build[SettingsT]) -> Non
             health_interval_seconds=settings.health_check_interval_seconds,
             redis_timeout_seconds=settings.redis.timeout_seconds,
             extra_probes={"background_loops": context.check_loops},
+            guard=guard,
+            audit=context.audit,
         )
         if settings.port_file:
             _write_atomically(Path(settings.port_file), str(running.port))
@@ -226,6 +243,36 @@ async def _serve(name: str, settings: SettingsT, build: Build[SettingsT]) -> Non
         with contextlib.suppress(asyncio.CancelledError):
             await monitor_task
     logger.info("stopped")
+
+
+async def _open_access(settings: AccessSettings, context: ServiceContext) -> Guard:
+    """The process's guard: admin credentials, the key cache (kept fresh in the background), the service
+    key; bad or weak credentials stop the process with what is required."""
+    try:
+        admin = AdminCredentials.from_config(
+            user=settings.admin_user,
+            password=settings.admin_password.get_secret_value() if settings.admin_password else None,
+            htpasswd_file=settings.admin_htpasswd_file,
+        )
+        service_key = settings.service_key.get_secret_value() if settings.service_key else None
+        keys = KeyStore(context.redis, prefix=settings.access_key_prefix)
+        cache = KeyCache(keys, refresh_seconds=settings.keys_refresh_seconds)
+        guard = Guard(
+            admin=admin, keys=cache, service_key=service_key, require_api_keys=settings.require_api_keys
+        )
+    except (CredentialsError, ValueError) as error:
+        raise ConfigurationError(str(error)) from None
+    context.keys = keys
+    context.audit = AuditLog(context.redis, prefix=settings.access_key_prefix)
+    try:
+        await cache.refresh()
+    except RedisError:
+        logger.warning("API keys not loaded yet: Redis unreachable")
+    task = asyncio.create_task(cache.keep_fresh(context.redis))
+    context.exit_stack.callback(task.cancel)
+    if not admin.configured:
+        logger.warning("no admin credentials configured: admin RPCs accept only admin-scoped API keys")
+    return guard
 
 
 def _write_atomically(path: Path, text: str) -> None:

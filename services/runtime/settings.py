@@ -12,6 +12,8 @@ from typing import Literal, TypeVar
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.access.settings import AccessSettings
+
 # The Redis connection cap per process: managed Redis plans and our own Redis budget count on it.
 MAX_REDIS_CONNECTIONS = 50
 
@@ -100,6 +102,7 @@ class ServiceSettings(BaseSettings):
         default=5.0, gt=0, le=600, description="Deadline of a call to a sibling service."
     )
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings)
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

@@ -31,6 +31,7 @@ def test_rules_are_managed_over_rest(limited_stack: Stack) -> None:
     put = requests.put(
         f"{url}/api/rate-limits/reports",
         json={"limit": 3, "period": "30s", "algorithm": "ALGORITHM_FIXED_WINDOW"},
+        auth=limited_stack.admin_auth,
         timeout=10,
     )
     assert put.status_code == 200, put.text
@@ -45,16 +46,24 @@ def test_rules_are_managed_over_rest(limited_stack: Stack) -> None:
         f"{url}/api/rate-limits/usage", params={"rule": "reports", "key": "u1"}, timeout=10
     ).json()
     assert usage["remaining"] == "2"
-    bad = requests.put(f"{url}/api/rate-limits/reports", json={"limit": 3, "period": "0.1s"}, timeout=10)
+    admin = limited_stack.admin_auth
+    bad = requests.put(
+        f"{url}/api/rate-limits/reports", json={"limit": 3, "period": "0.1s"}, auth=admin, timeout=10
+    )
     assert bad.status_code == 400
     assert "between 1s and 1d" in bad.json()["message"]
-    assert requests.delete(f"{url}/api/rate-limits/reports", timeout=10).status_code == 200
-    assert requests.delete(f"{url}/api/rate-limits/reports", timeout=10).status_code == 404
+    assert requests.delete(f"{url}/api/rate-limits/reports", auth=admin, timeout=10).status_code == 200
+    assert requests.delete(f"{url}/api/rate-limits/reports", auth=admin, timeout=10).status_code == 404
 
 
 def test_a_burst_over_the_api_rule_gets_429_json_with_the_headers(limited_stack: Stack) -> None:
     url = limited_stack.gateway_url
-    tightened = requests.put(f"{url}/api/rate-limits/api", json={"limit": 5, "period": "10s"}, timeout=10)
+    tightened = requests.put(
+        f"{url}/api/rate-limits/api",
+        json={"limit": 5, "period": "10s"},
+        auth=limited_stack.admin_auth,
+        timeout=10,
+    )
     assert tightened.status_code == 200
     try:
         with requests.Session() as client:
@@ -77,7 +86,10 @@ def test_a_burst_over_the_api_rule_gets_429_json_with_the_headers(limited_stack:
         assert other.status_code == 200, "each client has its own allowance"
     finally:
         requests.put(
-            f"{url}/api/rate-limits/api", json={"limit": 100, "period": "1s", "burst": 100}, timeout=10
+            f"{url}/api/rate-limits/api",
+            json={"limit": 100, "period": "1s", "burst": 100},
+            auth=limited_stack.admin_auth,
+            timeout=10,
         )
 
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from google.protobuf import descriptor_pool
 
+from envoyrls.v3 import rls_pb2
 from services.access.scopes import REQUIREMENTS, Scope, parse_scopes
-from switchboard.admin.v1 import connection_pb2, settings_pb2
+from switchboard.admin.v1 import audit_pb2, connection_pb2, keys_pb2, settings_pb2
 from switchboard.analytics.v1 import analytics_pb2
 from switchboard.bigquery.v1 import bigquery_pb2
 from switchboard.jobs.v1 import jobs_pb2
 from switchboard.ratelimit.v1 import ratelimit_pb2
 
-_FILES = (connection_pb2, settings_pb2, analytics_pb2, bigquery_pb2, jobs_pb2, ratelimit_pb2)
+_FILES = (
+    connection_pb2, settings_pb2, keys_pb2, audit_pb2, analytics_pb2, bigquery_pb2, jobs_pb2, ratelimit_pb2,
+    rls_pb2,
+)  # fmt: skip
 
 
 def _every_method() -> set[str]:
@@ -32,6 +36,7 @@ def test_every_rpc_has_a_requirement_and_none_is_stale() -> None:
 def test_the_admin_operations_of_the_issue_are_admin_only() -> None:
     admin = {name.rsplit("/", 1)[1] for name, need in REQUIREMENTS.items() if need is Scope.ADMIN}
     assert {"PauseQueue", "ResumeQueue", "CleanQueue", "PutRule", "DeleteRule", "UpdateSettings"} <= admin
+    assert {"CreateKey", "ListKeys", "DeleteKey", "ListAuditEntries"} <= admin
 
 
 def test_an_unknown_scope_is_named() -> None:

@@ -57,7 +57,9 @@ async def run_worker(settings: WorkerSettings) -> None:
     redis = create_redis(settings.redis, client_name=f"switchboard-worker:{worker_id}")
     scripts = RedisMux(settings.redis, client_name=f"switchboard-worker:{worker_id}:mux")
     ratelimit_channel = open_channel(
-        settings.peers.ratelimit_address, default_timeout=settings.call_timeout_seconds
+        settings.peers.ratelimit_address,
+        default_timeout=settings.call_timeout_seconds,
+        service_key=settings.access.service_key.get_secret_value() if settings.access.service_key else None,
     )
     broker = SwitchboardBroker(
         JobStore(redis, scripts, prefix=settings.jobs_key_prefix),
