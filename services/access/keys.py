@@ -249,6 +249,8 @@ class KeyCache:
                     logger.warning("keys not refreshed: Redis unreachable")
         finally:
             listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
 
     async def _listen(self, redis: Redis) -> None:
         while True:

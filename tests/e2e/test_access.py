@@ -1,0 +1,196 @@
+"""Access control end to end: admin operations, keys and scopes, through Envoy and straight on the ports.
+
+The open stack (`stack`, keys not required) is shared with the other e2e tests; the locked one
+(`SWITCHBOARD_REQUIRE_API_KEYS=true`) is this module's own.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import requests
+
+from devstack.ports import free_port
+from devstack.redis import RedisServer
+from devstack.stack import Stack
+from services.access.credentials import basic_header
+from switchboard.jobs.v1 import jobs_pb2, jobs_pb2_grpc
+from switchboard.ratelimit.v1 import ratelimit_pb2, ratelimit_pb2_grpc
+
+RULE = {"limit": 10, "period": "60s"}
+
+
+def _admin_calls(name: str) -> list[tuple[str, str, dict[str, Any] | None]]:
+    """(method, path, body) of every admin operation the gateway serves."""
+    return [
+        ("PUT", f"/api/rate-limits/{name}", RULE),
+        ("DELETE", f"/api/rate-limits/{name}", None),
+        ("POST", "/api/queues/bigquery/pause", {}),
+        ("POST", "/api/queues/bigquery/resume", {}),
+        ("POST", "/api/queues/bigquery/clean", {"state": "JOB_STATE_COMPLETED"}),
+        ("POST", "/api/keys", {"name": name, "scopes": ["jobs:read"]}),
+        ("GET", "/api/keys", None),
+        ("DELETE", f"/api/keys/{name}", None),
+        ("GET", "/api/audit", None),
+    ]
+
+
+def _call(stack: Stack, method: str, path: str, body: object, **kwargs: Any) -> requests.Response:
+    return requests.request(method, stack.gateway_url + path, json=body, timeout=10, **kwargs)
+
+
+def test_every_admin_operation_through_envoy_needs_the_admin_password(stack: Stack) -> None:
+    name = f"acc-{uuid.uuid4().hex[:8]}"
+    for method, path, body in _admin_calls(name):
+        anonymous = _call(stack, method, path, body)
+        assert anonymous.status_code == 401, (method, path, anonymous.text)
+        assert anonymous.headers["content-type"] == "application/json"
+        assert anonymous.json()["code"] == 16
+        assert "admin credentials" in anonymous.json()["message"]
+        wrong = _call(stack, method, path, body, auth=(stack.admin_user, stack.admin_password + "x"))
+        assert wrong.status_code == 401, (method, path, wrong.text)
+        assert "wrong admin user or password" in wrong.json()["message"]
+        admitted = _call(stack, method, path, body, auth=stack.admin_auth)
+        assert admitted.status_code == 200, (method, path, admitted.text)
+
+
+def test_creating_a_key_shows_the_secret_once_and_listing_never(stack: Stack) -> None:
+    name = f"acc-{uuid.uuid4().hex[:8]}"
+    created = _call(stack, "POST", "/api/keys", {"name": name, "scopes": ["jobs:read", "admin"]},
+                    auth=stack.admin_auth).json()  # fmt: skip
+    assert created["key"]["name"] == name
+    assert sorted(created["key"]["scopes"]) == ["admin", "jobs:read"]
+    assert created["key"]["createTime"].endswith("Z")
+    listed = _call(stack, "GET", "/api/keys", None, auth=stack.admin_auth)
+    assert name in listed.text and created["secret"] not in listed.text
+    # An admin-scoped key is an admin: it may pause a queue.
+    paused = _call(stack, "POST", "/api/queues/bigquery/resume", {}, headers={"x-api-key": created["secret"]})
+    assert paused.status_code == 200, paused.text
+    bad = _call(
+        stack, "POST", "/api/keys", {"name": "Bad Name!", "scopes": ["jobs:read"]}, auth=stack.admin_auth
+    )
+    assert bad.status_code == 400 and "lower-case" in bad.json()["message"]
+    _call(stack, "DELETE", f"/api/keys/{name}", None, auth=stack.admin_auth)
+
+
+_FORGED = (
+    ("x-principal", "admin:admin"),
+    ("x-forwarded-user", "admin"),
+    ("x-authenticated-user", "admin"),
+    ("x-switchboard-service-key", "a-guess-of-the-deployment-secret-0000"),
+    ("authorization", basic_header("admin", "not-the-password-at-all")),
+)
+
+
+def test_admin_rpcs_straight_on_the_service_ports_are_refused_without_real_credentials(stack: Stack) -> None:
+    with grpc.insecure_channel(stack.services["jobs"].address) as channel:
+        jobs = jobs_pb2_grpc.JobsServiceStub(channel)
+        pause = jobs_pb2.PauseQueueRequest(name="bigquery")
+        with pytest.raises(grpc.RpcError) as refused:
+            jobs.PauseQueue(pause, timeout=5)
+        assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        for forged in _FORGED:
+            with pytest.raises(grpc.RpcError) as refused:
+                jobs.PauseQueue(pause, metadata=(forged,), timeout=5)
+            assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED, forged
+        with pytest.raises(grpc.RpcError) as refused:
+            jobs.PauseQueue(pause, metadata=(("x-switchboard-service-key", stack.service_key),), timeout=5)
+        assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED, "services do not administer"
+        assert jobs.ResumeQueue(jobs_pb2.ResumeQueueRequest(name="bigquery"), metadata=stack.admin_metadata,
+                                timeout=5).name == "bigquery"  # fmt: skip
+    with grpc.insecure_channel(stack.services["ratelimit"].address) as channel:
+        limits = ratelimit_pb2_grpc.RateLimitServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            limits.DeleteRule(ratelimit_pb2.DeleteRuleRequest(name="api"), timeout=5)
+        assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        assert limits.ListRules(ratelimit_pb2.ListRulesRequest(), timeout=5).rules, "reads stay open"
+
+
+def test_denied_attempts_and_done_actions_are_in_the_audit(stack: Stack) -> None:
+    queue_action = _call(stack, "POST", "/api/queues/analytics/clean", {"state": "JOB_STATE_FAILED"},
+                         headers={"x-forwarded-for": "198.51.100.7"})  # fmt: skip
+    assert queue_action.status_code == 401
+    assert _call(stack, "POST", "/api/queues/analytics/resume", {}, auth=stack.admin_auth).status_code == 200
+    entries = _call(stack, "GET", "/api/audit", None, params={"page_size": 50}, auth=stack.admin_auth).json()
+    seen = [
+        (e["operation"].rsplit("/", 1)[1], e["target"], e["outcome"], e["principal"])
+        for e in entries["entries"]
+    ]
+    assert ("ResumeQueue", "analytics", "allowed", f"admin:{stack.admin_user}") in seen
+    denied = next(
+        e for e in entries["entries"] if e["operation"].endswith("/CleanQueue") and e["outcome"] == "denied"
+    )
+    assert denied["target"] == "analytics"
+    assert denied["principal"].startswith("anonymous:")
+    assert "admin credentials" in denied["detail"]
+
+
+@pytest.fixture(scope="module")
+def locked_stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    suffix = uuid.uuid4().hex[:8]
+    stack = Stack(
+        Path(tmp_path_factory.mktemp("locked-stack")),
+        redis_host="127.0.0.1",
+        redis_port=redis_server.port,
+        gateway_port=free_port(),
+        env={
+            "SWITCHBOARD_REQUIRE_API_KEYS": "true",
+            "SWITCHBOARD_ACCESS_KEY_PREFIX": f"acc-{suffix}",
+            "RATELIMIT_KEY_PREFIX": f"rl-{suffix}",
+            "JOBS_KEY_PREFIX": f"sb-{suffix}",
+        },
+        workers=1,
+    )
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+def test_with_keys_required_no_key_401_wrong_scope_403_a_created_key_works_a_revoked_one_401_within_2_s(
+    locked_stack: Stack,
+) -> None:
+    stack = locked_stack
+    no_key = _call(stack, "GET", "/api/queues", None)
+    assert no_key.status_code == 401, no_key.text
+    assert "x-api-key" in no_key.json()["message"] and "jobs:read" in no_key.json()["message"]
+    unknown = _call(stack, "GET", "/api/queues", None, headers={"x-api-key": "sb_made_up_0000000000"})
+    assert unknown.status_code == 401
+    created = _call(
+        stack, "POST", "/api/keys", {"name": "reader", "scopes": ["jobs:read"]}, auth=stack.admin_auth
+    )
+    assert created.status_code == 200, created.text
+    key = {"x-api-key": created.json()["secret"]}
+    assert _call(stack, "GET", "/api/queues", None, headers=key).status_code == 200
+    wrong_scope = _call(
+        stack, "POST", "/api/job", {"queue": "analytics", "task": "diagnostics.echo"}, headers=key
+    )
+    assert wrong_scope.status_code == 403, wrong_scope.text
+    assert "jobs:write" in wrong_scope.json()["message"]
+    assert _call(stack, "PUT", "/api/rate-limits/x", RULE, headers=key).status_code == 403, "not an admin"
+    healthy = _call(stack, "GET", "/api/test-connection", None)
+    assert healthy.status_code == 200, "the connection test stays open"
+
+    assert _call(stack, "DELETE", "/api/keys/reader", None, auth=stack.admin_auth).status_code == 200
+    revoked_at = time.monotonic()
+    while _call(stack, "GET", "/api/queues", None, headers=key).status_code == 200:
+        assert time.monotonic() - revoked_at < 2.0, "the revoked key still works after 2 s"
+        time.sleep(0.05)
+    assert _call(stack, "GET", "/api/queues", None, headers=key).status_code == 401
+
+
+def test_with_keys_required_services_call_each_other_with_the_service_key(locked_stack: Stack) -> None:
+    with grpc.insecure_channel(locked_stack.services["ratelimit"].address) as channel:
+        limits = ratelimit_pb2_grpc.RateLimitServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            limits.ListRules(ratelimit_pb2.ListRulesRequest(), timeout=5)
+        assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        service = (("x-switchboard-service-key", locked_stack.service_key),)
+        assert limits.ListRules(ratelimit_pb2.ListRulesRequest(), metadata=service, timeout=5).rules
+    worker_log = (locked_stack.run_dir / "worker-0.log").read_text()
+    assert "UNAUTHENTICATED" not in worker_log, "the worker reads the rules as a service"
