@@ -34,7 +34,8 @@ DOCS = REPO_ROOT / "docs" / "deploy.md"
 # and the NetworkPolicy ahead of it.
 PORTS_WITHOUT_A_SETTING = {("admin", "http")}
 # Names that would hold a secret if a ConfigMap or a plain env value carried them.
-SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEYS?$|HTPASSWD|PRIVATE", re.IGNORECASE)
+# A switch named for keys (SWITCHBOARD_REQUIRE_API_KEYS) is not a key.
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|(?<!REQUIRE_)API_KEYS?$|HTPASSWD|PRIVATE", re.IGNORECASE)
 
 
 def _envoy_config(rendered: Rendered) -> Any:

@@ -79,7 +79,7 @@ def test_malformed_json_body_is_400_json(stack: Stack, http: requests.Session) -
 
 
 def test_an_unimplemented_rpc_is_501_json(stack: Stack, http: requests.Session) -> None:
-    response = http.get(f"{stack.gateway_url}/api/settings", timeout=10)
+    response = http.get(f"{stack.gateway_url}/api/settings", auth=stack.admin_auth, timeout=10)
     body = _assert_json_error(response, 501, 12)
     assert "SettingsService/GetSettings" in str(body["message"])
 
@@ -102,7 +102,10 @@ def test_every_rest_path_reaches_its_service(stack: Stack, http: requests.Sessio
         ),
     ]
     for method, path, body in unimplemented:
-        response = http.request(method, f"{stack.gateway_url}{path}", json=body, timeout=10)
+        # The settings RPCs are admin RPCs: the check passes first, then the service says 501.
+        response = http.request(
+            method, f"{stack.gateway_url}{path}", json=body, auth=stack.admin_auth, timeout=10
+        )
         assert response.status_code == 501, (method, path, response.status_code, response.text)
         assert response.json()["code"] == 12
 

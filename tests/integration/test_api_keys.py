@@ -33,9 +33,10 @@ async def test_a_created_key_is_known_everywhere_and_a_revoked_one_nowhere_withi
 ) -> None:
     store = KeyStore(redis_client, prefix=key_prefix)
     # A periodic re-read far beyond the bound: within 2 s proves the change message does the work.
-    async with _instance(redis_client, key_prefix, refresh_seconds=30) as one, _instance(
-        redis_client, key_prefix, refresh_seconds=30
-    ) as two:
+    async with (
+        _instance(redis_client, key_prefix, refresh_seconds=30) as one,
+        _instance(redis_client, key_prefix, refresh_seconds=30) as two,
+    ):
         await asyncio.sleep(0.2)  # both listening (the test is about messages, not the first read)
         key, secret = await store.create("billing", ["jobs:read", "jobs:write"])
         assert secret.startswith("sb_billing_") and len(secret) > 40

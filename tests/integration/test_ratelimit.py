@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from devstack.redis import RedisServer
 from devstack.services import ServiceProcess
+from services.access.credentials import basic_header
 from services.ratelimit.limiter import Limiter
 from services.ratelimit.rules import Algorithm, Rule, RuleBook
 from services.runtime.redis_mux import RedisMux
@@ -92,12 +93,18 @@ def _rule(limit: int, period_s: int = 10, *, burst: int = 0, fixed: bool = False
     )
 
 
+ADMIN = ("admin", "a-long-test-password-0001")
+AS_ADMIN = (("authorization", basic_header(*ADMIN)),)
+
+
 @pytest.fixture
 async def two_services(redis_server: RedisServer, tmp_path: Path) -> AsyncIterator[list[ServiceProcess]]:
     env = {
         "REDIS_PORT": str(redis_server.port),
         "RATELIMIT_KEY_PREFIX": f"rl-{uuid.uuid4().hex[:8]}",
         "HEALTH_CHECK_INTERVAL_SECONDS": "0.1",
+        "SWITCHBOARD_ADMIN_USER": ADMIN[0],
+        "SWITCHBOARD_ADMIN_PASSWORD": ADMIN[1],
     }
     services = [ServiceProcess("ratelimit", run_dir=tmp_path / name, env=env) for name in ("a", "b")]
     for service in services:
@@ -120,7 +127,9 @@ async def test_two_instances_share_one_limit_and_see_rule_changes_within_a_secon
             for service in two_services
         ]
         await _start_of_a_fresh_window(redis_client, 60)
-        await stubs[0].PutRule(ratelimit_pb2.PutRuleRequest(name="shared", rule=_rule(11, 60, fixed=True)))
+        await stubs[0].PutRule(
+            ratelimit_pb2.PutRuleRequest(name="shared", rule=_rule(11, 60, fixed=True)), metadata=AS_ADMIN
+        )
         changed_at = time.monotonic()
         await eventually(
             lambda: stubs[1].ListRules(ratelimit_pb2.ListRulesRequest()),
@@ -146,24 +155,24 @@ async def test_api_errors_and_usage(two_services: list[ServiceProcess]) -> None:
         assert defaults["api"].algorithm == ratelimit_pb2.ALGORITHM_GCRA
 
         with pytest.raises(grpc.aio.AioRpcError) as bad:
-            await api.PutRule(ratelimit_pb2.PutRuleRequest(name="x", rule=_rule(0, 0)))
+            await api.PutRule(ratelimit_pb2.PutRuleRequest(name="x", rule=_rule(0, 0)), metadata=AS_ADMIN)
         assert bad.value.code() is grpc.StatusCode.INVALID_ARGUMENT
         assert "period" in (bad.value.details() or "") and "limit" in (bad.value.details() or "")
         with pytest.raises(grpc.aio.AioRpcError) as missing:
-            await api.DeleteRule(ratelimit_pb2.DeleteRuleRequest(name="nope"))
+            await api.DeleteRule(ratelimit_pb2.DeleteRuleRequest(name="nope"), metadata=AS_ADMIN)
         assert missing.value.code() is grpc.StatusCode.NOT_FOUND
         with pytest.raises(grpc.aio.AioRpcError) as unknown:
             await api.CheckRateLimit(ratelimit_pb2.CheckRateLimitRequest(rule="nope", key="k"))
         assert unknown.value.code() is grpc.StatusCode.NOT_FOUND
         assert "known rules: api" in (unknown.value.details() or "")
 
-        await api.PutRule(ratelimit_pb2.PutRuleRequest(name="usage", rule=_rule(5, 10)))
+        await api.PutRule(ratelimit_pb2.PutRuleRequest(name="usage", rule=_rule(5, 10)), metadata=AS_ADMIN)
         check = await api.CheckRateLimit(ratelimit_pb2.CheckRateLimitRequest(rule="usage", key="k", cost=2))
         assert (check.allowed, check.limit, check.remaining) == (True, 5, 3)
         for _ in range(2):
             usage = await api.GetUsage(ratelimit_pb2.GetUsageRequest(rule="usage", key="k"))
             assert (usage.limit, usage.remaining) == (5, 3)
-        await api.DeleteRule(ratelimit_pb2.DeleteRuleRequest(name="usage"))
+        await api.DeleteRule(ratelimit_pb2.DeleteRuleRequest(name="usage"), metadata=AS_ADMIN)
         assert "usage" not in {r.name for r in (await api.ListRules(ratelimit_pb2.ListRulesRequest())).rules}
 
 
