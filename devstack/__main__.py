@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -50,6 +51,7 @@ def main() -> int:
         own_redis.start()
 
     ports = {name: split_address(address)[1] for name, address in gateway.peers.by_service().items()}
+    password, generated = _admin_password(run_dir)
     stack = Stack(
         run_dir / "logs",
         redis_host=redis_settings.host,
@@ -57,6 +59,7 @@ def main() -> int:
         gateway_port=gateway.port,
         gateway_admin_port=gateway.admin_port,
         service_ports=ports,
+        env={"SWITCHBOARD_ADMIN_PASSWORD": password},
     )
     try:
         stack.start()
@@ -66,7 +69,7 @@ def main() -> int:
             own_redis.stop()
         return 1
 
-    _print_summary(stack, redis_settings, gateway)
+    _print_summary(stack, redis_settings, gateway, run_dir, password if generated else None)
     exit_code = 0
     while not stop.wait(0.5):
         processes = [s.process for s in stack.services.values()] + [w.process for w in stack.workers]
@@ -102,15 +105,49 @@ def _redis_answers(settings: RedisSettings) -> bool:
         client.close()
 
 
-def _print_summary(stack: Stack, redis_settings: RedisSettings, gateway: GatewaySettings) -> None:
+ADMIN_PASSWORD_FILE = "admin-password"  # noqa: S105 - a file name
+
+
+def _admin_password(run_dir: Path) -> tuple[str, bool]:
+    """SWITCHBOARD_ADMIN_PASSWORD if given; else the one kept in the run folder, made on the first run.
+    → (password, whether it was just made)."""
+    given = os.environ.get("SWITCHBOARD_ADMIN_PASSWORD")
+    if given:
+        return given, False
+    kept = run_dir / ADMIN_PASSWORD_FILE
+    if kept.is_file():
+        return kept.read_text().strip(), False
+    run_dir.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(18)
+    descriptor = os.open(kept, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(password + "\n")
+    return password, True
+
+
+def _print_summary(
+    stack: Stack,
+    redis_settings: RedisSettings,
+    gateway: GatewaySettings,
+    run_dir: Path,
+    new_password: str | None,
+) -> None:
+    if new_password is not None:
+        kept = run_dir / ADMIN_PASSWORD_FILE
+        admin = f"{stack.admin_user} / {new_password}  (made now, shown this once; kept in {kept})"
+    elif os.environ.get("SWITCHBOARD_ADMIN_PASSWORD"):
+        admin = f"{stack.admin_user} / the SWITCHBOARD_ADMIN_PASSWORD you set"
+    else:
+        admin = f"{stack.admin_user} / the password in {run_dir / ADMIN_PASSWORD_FILE}"
     lines = [
         "",
         "Switchboard is running.",
         f"  REST and gRPC gateway  http://localhost:{gateway.port}  (try /api/test-connection)",
         f"  Envoy admin            http://127.0.0.1:{gateway.admin_port}",
         f"  Redis                  {redis_settings.address}",
+        f"  admin (HTTP Basic)     {admin}",
     ]
-    lines += [f"  {name:<22} {s.address}  (gRPC)" for name, s in stack.services.items()]
+    lines += [f"  {name:<22} {s.address}  (gRPC, loopback only)" for name, s in stack.services.items()]
     lines += [f"  {'workers':<22} {len(stack.workers)} process(es), queues analytics, bigquery, ratelimit"]
     lines += [f"  logs                   {Path(stack.run_dir)}/", "Ctrl-C stops everything.", ""]
     sys.stdout.write("\n".join(lines) + "\n")

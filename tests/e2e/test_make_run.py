@@ -31,6 +31,20 @@ def _processes_with(marker: str) -> list[int]:
     return found
 
 
+def _listening_addresses(port: int) -> set[str]:
+    """The local addresses a TCP socket listens on at `port` (from /proc/net/tcp and tcp6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                # grpc listens on 127.0.0.1 through an IPv6 socket: ::ffff:127.0.0.1.
+                loopback = address in {"0100007F", "0000000000000000FFFF00000100007F"}
+                found.add("127.0.0.1" if loopback else address)
+    return found
+
+
 def test_launcher_starts_everything_and_ctrl_c_stops_it_all(tmp_path: Path) -> None:
     marker = f"SWITCHBOARD_TEST_MARKER={uuid.uuid4().hex}"
     gateway_port = free_port()
@@ -64,6 +78,17 @@ def test_launcher_starts_everything_and_ctrl_c_stops_it_all(tmp_path: Path) -> N
         assert f"http://localhost:{gateway_port}" in "".join(output)
         response = requests.get(f"http://127.0.0.1:{gateway_port}/api/test-connection", timeout=10)
         assert response.json()["ok"] is True
+        # The admin password: made, shown once, kept in the git-ignored run folder for the owner only.
+        kept = tmp_path / "admin-password"
+        password = kept.read_text().strip()
+        assert len(password) >= 16 and kept.stat().st_mode & 0o077 == 0
+        assert "".join(output).count(password) == 1, "printed once"
+        pause = f"http://127.0.0.1:{gateway_port}/api/queues/bigquery/resume"
+        assert requests.post(pause, json={}, timeout=10).status_code == 401
+        assert requests.post(pause, json={}, auth=("admin", password), timeout=10).status_code == 200
+        for name in SERVICE_NAMES:
+            port = int(env[f"{name.upper()}_ADDRESS"].rsplit(":", 1)[1])
+            assert _listening_addresses(port) == {"127.0.0.1"}, f"{name} listens on loopback only"
         assert (tmp_path / "redis" / "appendonlydir").is_dir(), "its Redis keeps data in the run folder"
         # redis-server rewrites its environment for its process title, so it is checked by its port.
         assert len(_processes_with(marker)) == 8, "launcher, five services, a worker, Envoy"

@@ -38,7 +38,7 @@ async def test_a_created_key_is_known_everywhere_and_a_revoked_one_nowhere_withi
         _instance(redis_client, key_prefix, refresh_seconds=30) as two,
     ):
         await asyncio.sleep(0.2)  # both listening (the test is about messages, not the first read)
-        key, secret = await store.create("billing", ["jobs:read", "jobs:write"])
+        _, secret = await store.create("billing", ["jobs:read", "jobs:write"])
         assert secret.startswith("sb_billing_") and len(secret) > 40
         for cache in (one, two):
             found = await eventually(
