@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import redis
@@ -57,6 +58,19 @@ class RedisServer:
     def kill(self) -> None:
         if self._process is not None:
             self._process.kill()
+
+    def pause(self) -> None:
+        """Stalls Redis (SIGSTOP): connections stay open and nothing answers, as on a hung server."""
+        self._running_process().signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Lets a paused Redis go on (SIGCONT), with its memory and connections as they were."""
+        self._running_process().signal(signal.SIGCONT)
+
+    def _running_process(self) -> ManagedProcess:
+        if self._process is None or not self._process.running:
+            raise RuntimeError("this redis-server is not running")
+        return self._process
 
     def restart(self) -> None:
         self.stop()

@@ -48,9 +48,11 @@ class ServiceBinding:
 
     name: str
     """Full proto name, e.g. `switchboard.jobs.v1.JobsService` (for health and reflection)."""
-    register: Callable[[grpc.aio.Server], None]
+    register: Callable[[grpc.aio.Server, float | None], None]
+    """Adds the service to a server; each call is bounded by the deadline given, if any."""
     needs_redis: bool = True
-    """False for a service that must keep answering while Redis is down."""
+    """False for a service that must keep answering while Redis is down: its calls get no Redis deadline
+    and it stays SERVING when Redis fails."""
 
     @classmethod
     def of(
@@ -62,10 +64,12 @@ class ServiceBinding:
         needs_redis: bool = True,
     ) -> ServiceBinding:
         """Binds `servicer` with its generated `add_..._to_server` function and service descriptor; each
-        of its RPCs runs in the call scope (request id, errors to status)."""
+        of its RPCs runs in the call scope (request id, errors to status, the Redis deadline)."""
         return cls(
             name=descriptor.full_name,
-            register=lambda server: add_to_server(with_call_scope(servicer, descriptor), server),
+            register=lambda server, deadline_seconds: add_to_server(
+                with_call_scope(servicer, descriptor, deadline_seconds=deadline_seconds), server
+            ),
             needs_redis=needs_redis,
         )
 
@@ -95,8 +99,10 @@ async def start_server(
     port: int = 0,
     health_interval_seconds: float = 1.0,
     redis_timeout_seconds: float = 1.0,
+    redis_call_deadline_seconds: float = 1.0,
 ) -> RunningServer:
-    """Starts a server with `bindings`, health and reflection; `port=0` picks a free port."""
+    """Starts a server with `bindings`, health and reflection; `port=0` picks a free port. Each call of a
+    binding that needs Redis is bounded by `redis_call_deadline_seconds`."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -105,7 +111,7 @@ async def start_server(
         ],
     )
     for binding in bindings:
-        binding.register(server)
+        binding.register(server, redis_call_deadline_seconds if binding.needs_redis else None)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -174,6 +180,7 @@ async def _serve(name: str, settings: SettingsT, build: Build[SettingsT]) -> Non
             port=settings.grpc_port,
             health_interval_seconds=settings.health_check_interval_seconds,
             redis_timeout_seconds=settings.redis.timeout_seconds,
+            redis_call_deadline_seconds=settings.redis.call_deadline_seconds,
         )
         if settings.port_file:
             _write_atomically(Path(settings.port_file), str(running.port))
