@@ -49,6 +49,11 @@ class BlackHole:
             if not self._changed.wait_for(lambda: len(self._accepted) >= count, timeout):
                 raise TimeoutError(f"{len(self._accepted)} of {count} connections within {timeout} s")
 
+    @property
+    def connections(self) -> int:
+        with self._changed:
+            return len(self._accepted)
+
     def close(self) -> None:
         self._listener.close()
         for connection in self._accepted:

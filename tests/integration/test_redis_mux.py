@@ -119,6 +119,25 @@ async def test_a_server_that_never_answers_the_handshake_times_out(black_hole: B
     await unnamed.aclose()
 
 
+async def test_a_caller_in_a_hurry_waits_no_longer_for_a_connection_than_for_a_reply(
+    black_hole: BlackHole,
+) -> None:
+    """A stalled Redis accepts connections and never answers the handshake: a check with a 40 ms budget
+    must fail in about 40 ms, not after the connection's whole timeout, and not open a connection each."""
+    host, port = black_hole.address.rsplit(":", 1)
+    mux = RedisMux(
+        RedisSettings(host=host, port=int(port), timeout_seconds=2.0, retries=0), client_name="stalled"
+    )
+    for _ in range(5):
+        started = time.monotonic()
+        with pytest.raises(RedisTimeoutError, match=r"did not accept a connection within 0\.04 s"):
+            await mux.execute("PING", wait_seconds=0.04)
+        assert time.monotonic() - started < 0.3
+    black_hole.wait_for_connections(1)
+    assert black_hole.connections == 1, "the callers shared one connection attempt"
+    await mux.aclose()
+
+
 async def test_credentials_database_and_name_are_used(own_redis: RedisServer) -> None:
     admin = own_redis.client()
     admin.config_set("requirepass", "s3cret-for-this-test")
