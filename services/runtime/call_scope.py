@@ -116,7 +116,7 @@ async def _answer(context: grpc.aio.ServicerContext, error: Exception, method: s
         raise error
     elif isinstance(error, NotImplementedError):
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented yet")
-    elif (unavailable := unavailable_for(error)) is not None:
+    elif (unavailable := _unavailable_for(error)) is not None:
         if isinstance(error, ResponseError) and not isinstance(error, _TRANSIENT_REPLIES):
             # Redis answered, and refused: it may be down to us (a script's bug), so keep the whole story.
             logger.error("Redis refused a command", exc_info=error, extra={"method": method})
@@ -128,7 +128,7 @@ async def _answer(context: grpc.aio.ServicerContext, error: Exception, method: s
         )
 
 
-def unavailable_for(error: BaseException) -> UnavailableError | None:
+def _unavailable_for(error: BaseException) -> UnavailableError | None:
     """The UNAVAILABLE error a failure of Redis, or a timeout, stands for; None for anything else.
 
     The message is the caller's: it says what happened and to retry, never Redis's address or reply.

@@ -51,8 +51,12 @@ class ServiceBinding:
     register: Callable[[grpc.aio.Server, float | None], None]
     """Adds the service to a server; each call is bounded by the deadline given, if any."""
     needs_redis: bool = True
-    """False for a service that must keep answering while Redis is down: its calls get no Redis deadline
-    and it stays SERVING when Redis fails."""
+    """False for a service that must keep answering while Redis is down: it stays SERVING when Redis
+    fails."""
+    redis_deadline: bool = True
+    """Each call is bounded by `REDIS_CALL_DEADLINE_SECONDS` and answers UNAVAILABLE past it: right for a
+    service whose calls do nothing slower than Redis. False for one whose calls wait on something else
+    (BigQuery, its siblings) for longer; it bounds those waits itself."""
 
     @classmethod
     def of(
@@ -62,15 +66,18 @@ class ServiceBinding:
         servicer: object,
         *,
         needs_redis: bool = True,
+        redis_deadline: bool | None = None,
     ) -> ServiceBinding:
         """Binds `servicer` with its generated `add_..._to_server` function and service descriptor; each
-        of its RPCs runs in the call scope (request id, errors to status, the Redis deadline)."""
+        of its RPCs runs in the call scope (request id, errors to status, the Redis deadline unless
+        `redis_deadline` is False; by default, a service that needs Redis has it)."""
         return cls(
             name=descriptor.full_name,
             register=lambda server, deadline_seconds: add_to_server(
                 with_call_scope(servicer, descriptor, deadline_seconds=deadline_seconds), server
             ),
             needs_redis=needs_redis,
+            redis_deadline=needs_redis if redis_deadline is None else redis_deadline,
         )
 
 
@@ -111,7 +118,7 @@ async def start_server(
         ],
     )
     for binding in bindings:
-        binding.register(server, redis_call_deadline_seconds if binding.needs_redis else None)
+        binding.register(server, redis_call_deadline_seconds if binding.redis_deadline else None)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -1,9 +1,10 @@
-"""The per-call Redis deadline (`REDIS_CALL_DEADLINE_SECONDS`) of real service processes on a stalled Redis:
-a Redis-backed call answers UNAVAILABLE at the deadline configured, and the connection test, which must
-report the outage, is not cut by it."""
+"""The per-call Redis deadline (`REDIS_CALL_DEADLINE_SECONDS`): real service processes on a stalled Redis
+answer a Redis-backed call UNAVAILABLE at the deadline configured, the connection test, which must report
+the outage, is not cut by it, and a service whose calls wait on something slower opts out."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Iterator
@@ -14,9 +15,14 @@ import pytest
 
 from devstack.redis import RedisServer
 from devstack.services import ServiceProcess
+from services.runtime.redis_pool import create_redis
+from services.runtime.server import ServiceBinding, start_server
+from services.runtime.settings import RedisSettings
 from switchboard.admin.v1 import connection_pb2, connection_pb2_grpc
 from switchboard.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 from tests.integration.conftest import BlackHole
+
+JOBS = jobs_pb2.DESCRIPTOR.services_by_name["JobsService"]
 
 
 def _service(name: str, redis: RedisServer, run_dir: Path, **env: str) -> ServiceProcess:
@@ -94,3 +100,37 @@ def test_the_connection_test_is_not_cut_by_the_redis_deadline_and_reports_the_st
         assert checks["jobs-service"].status == connection_pb2.CHECK_STATUS_FAILED
     finally:
         admin.stop()
+
+
+class _SlowJobs(jobs_pb2_grpc.JobsServiceServicer):
+    """Answers ListJobs after 0.5 s of waiting on something that is not Redis."""
+
+    async def ListJobs(self, request: jobs_pb2.ListJobsRequest, context: object) -> jobs_pb2.ListJobsResponse:
+        await asyncio.sleep(0.5)
+        return jobs_pb2.ListJobsResponse(next_page_token="waited")
+
+
+@pytest.mark.parametrize("redis_deadline", [True, False])
+async def test_a_binding_chooses_whether_its_calls_have_the_redis_deadline(
+    redis_server: RedisServer, redis_deadline: bool
+) -> None:
+    redis = create_redis(RedisSettings(port=redis_server.port))
+    binding = ServiceBinding.of(
+        JOBS,
+        jobs_pb2_grpc.add_JobsServiceServicer_to_server,
+        _SlowJobs(),  # type: ignore[abstract]  # the RPCs it leaves out answer UNIMPLEMENTED
+        redis_deadline=redis_deadline,
+    )
+    running = await start_server([binding], redis=redis, redis_call_deadline_seconds=0.1)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            call = jobs_pb2_grpc.JobsServiceStub(channel).ListJobs(jobs_pb2.ListJobsRequest(), timeout=10)
+            if redis_deadline:
+                with pytest.raises(grpc.aio.AioRpcError) as raised:
+                    await call
+                assert raised.value.code() is grpc.StatusCode.UNAVAILABLE
+            else:
+                assert (await call).next_page_token == "waited"
+    finally:
+        await running.server.stop(0)
+        await redis.aclose()
