@@ -8,7 +8,8 @@ INTERNAL without leaking its text.
 
 A call of a service that needs Redis runs under a deadline (`REDIS_CALL_DEADLINE_SECONDS`): its whole
 Redis time, pool wait and retries included, is bounded, so a stalled Redis costs a caller at most that
-long. Such a call does nothing but Redis and a little CPU, so the deadline is put around all of it.
+long. Such a call does nothing but Redis and a little CPU, so the deadline is put around all of it
+(`services.runtime.call_deadlines`: one watchdog, not a timer per call).
 
 The scope is put around each servicer method once, when the service is registered
 (`with_call_scope`), rather than by a server interceptor: grpc.aio runs an interceptor on every call and
@@ -29,6 +30,7 @@ from redis.exceptions import BusyLoadingError, ReadOnlyError, RedisError, Respon
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from services.runtime.call_deadlines import CallDeadlines
 from services.runtime.errors import SwitchboardError, UnavailableError
 from services.runtime.request_context import (
     REQUEST_ID_HEADER,
@@ -57,8 +59,7 @@ def with_call_scope(
 ) -> Any:
     """`servicer`'s RPCs of `descriptor`, each binding its request id and mapping what it raises; with
     `deadline_seconds`, each call that takes longer is ended as UNAVAILABLE."""
-    if deadline_seconds is not None and deadline_seconds <= 0:
-        raise ValueError(f"a call deadline must be positive, not {deadline_seconds}")
+    deadlines = CallDeadlines(deadline_seconds) if deadline_seconds is not None else None
     scoped = _ScopedServicer()
     for method in descriptor.methods:
         behaviour = getattr(servicer, method.name)
@@ -66,7 +67,7 @@ def with_call_scope(
         if method.client_streaming or method.server_streaming:
             # None of our RPCs streams; one that does needs a scope that wraps its iterator.
             raise TypeError(f"{full_name} streams: the call scope wraps unary RPCs only")
-        scoped.__dict__[method.name] = _wrap_unary(behaviour, full_name, deadline_seconds)
+        scoped.__dict__[method.name] = _wrap_unary(behaviour, full_name, deadlines)
     return scoped
 
 
@@ -77,8 +78,8 @@ def _incoming_request_id(context: grpc.aio.ServicerContext) -> str:
     return new_request_id()
 
 
-def _wrap_unary(behaviour: _UnaryBehaviour, method: str, deadline_seconds: float | None) -> _UnaryBehaviour:
-    if deadline_seconds is None:
+def _wrap_unary(behaviour: _UnaryBehaviour, method: str, deadlines: CallDeadlines | None) -> _UnaryBehaviour:
+    if deadlines is None:
 
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
             request_id = _incoming_request_id(context)
@@ -95,14 +96,23 @@ def _wrap_unary(behaviour: _UnaryBehaviour, method: str, deadline_seconds: float
     async def wrapped_with_deadline(request: Any, context: grpc.aio.ServicerContext) -> Any:
         request_id = _incoming_request_id(context)
         token = bind_request_id(request_id)
-        deadline = asyncio.timeout(deadline_seconds)
+        task = asyncio.current_task()
+        assert task is not None  # grpc.aio runs each call in a task of its own
+        deadlines.start(task)
         try:
-            async with deadline:
-                return await behaviour(request, context)
-        except Exception as error:
-            failure = _deadline_exceeded(deadline_seconds) if deadline.expired() else error
+            return await behaviour(request, context)
+        except BaseException as error:
+            if deadlines.finish(task):
+                task.uncancel()  # the deadline's cancellation, answered here
+                failure: Exception = _deadline_exceeded(deadlines.seconds)
+            elif isinstance(error, Exception):
+                failure = error
+            else:
+                raise  # the client cancelled, or the server is stopping
             await _answer(context, failure, method, request_id)
         finally:
+            if deadlines.finish(task):
+                task.uncancel()  # cut as it was answering: the answer stands
             reset_request_id(token)
 
     return wrapped_with_deadline

@@ -169,3 +169,12 @@ async def test_anything_else_is_still_internal_with_the_request_id() -> None:
 def test_a_deadline_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         with_call_scope(_Jobs(), JOBS, deadline_seconds=0)
+
+
+async def test_a_call_cancelled_by_its_client_stays_cancelled_not_unavailable() -> None:
+    scoped = with_call_scope(_Jobs(takes_seconds=30), JOBS, deadline_seconds=5)
+    call = asyncio.create_task(scoped.GetJobStatus(jobs_pb2.GetJobStatusRequest(), _Context()))
+    await asyncio.sleep(0.01)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
