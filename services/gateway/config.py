@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import string
 from pathlib import Path
 
@@ -19,6 +20,7 @@ def render(settings: GatewaySettings) -> str:
         "DESCRIPTOR_PATH": str(Path(settings.descriptor_path).resolve()),
         "RATELIMIT_TIMEOUT": f"{settings.ratelimit_timeout_ms / 1000:g}s",
         "RATELIMIT_FAIL_CLOSED": "true" if settings.ratelimit_fail_closed else "false",
+        "DOWNSTREAM_TLS": downstream_tls(settings),
     }
     for service, address in settings.peers.by_service().items():
         host, port = split_address(address)
@@ -26,6 +28,28 @@ def render(settings: GatewaySettings) -> str:
         # The admin service's port would clash with Envoy's own admin port placeholder.
         values["ADMIN_PORT_UPSTREAM" if service == "admin" else f"{service.upper()}_PORT"] = str(port)
     return string.Template(TEMPLATE.read_text()).substitute(values)
+
+
+def downstream_tls(settings: GatewaySettings) -> str:
+    """The listener's TLS transport socket (one line of YAML), or "" when no certificate is configured."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return ""
+    context = {
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+        "common_tls_context": {
+            "alpn_protocols": ["h2", "http/1.1"],
+            "tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
+            "tls_certificates": [
+                {
+                    "certificate_chain": {"filename": settings.tls_cert_file},
+                    "private_key": {"filename": settings.tls_key_file},
+                }
+            ],
+        },
+    }
+    # JSON is YAML: one flow mapping, whatever characters the paths hold.
+    socket = {"name": "envoy.transport_sockets.tls", "typed_config": context}
+    return f"transport_socket: {json.dumps(socket)}"
 
 
 def split_address(address: str) -> tuple[str, int]:

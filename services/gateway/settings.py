@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.runtime.settings import PeerAddresses
@@ -24,3 +26,12 @@ class GatewaySettings(BaseSettings):
         default=False, description="Deny requests when the rate-limit service does not answer."
     )
     peers: PeerAddresses = Field(default_factory=PeerAddresses)
+    # Both set: the listener speaks TLS only (HTTP/2 and HTTP/1.1 by ALPN), with this certificate.
+    tls_cert_file: str | None = Field(default=None, description="PEM certificate chain of the listener.")
+    tls_key_file: str | None = Field(default=None, description="PEM private key of that certificate.")
+
+    @model_validator(mode="after")
+    def _tls_files_together(self) -> Self:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("set both GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE, or neither")
+        return self

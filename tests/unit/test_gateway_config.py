@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from services.gateway import kubernetes
 from services.gateway.config import render, split_address
 from services.gateway.settings import GatewaySettings
 from services.runtime.settings import PeerAddresses
@@ -43,3 +44,29 @@ def test_rate_limiting_fails_open_unless_told_to_fail_closed() -> None:
     closed = render(GatewaySettings(ratelimit_fail_closed=True, ratelimit_timeout_ms=80))
     assert "failure_mode_deny: true" in closed
     assert "timeout: 0.08s" in closed
+
+
+def test_tls_is_off_unless_both_files_are_set() -> None:
+    assert "transport_socket" not in render(GatewaySettings())
+    config = render(GatewaySettings(tls_cert_file="/certs/tls.crt", tls_key_file="/certs/tls.key"))
+    assert '"filename": "/certs/tls.crt"' in config
+    assert '"alpn_protocols": ["h2", "http/1.1"]' in config
+
+
+@pytest.mark.parametrize("only", [{"tls_cert_file": "/c.pem"}, {"tls_key_file": "/k.pem"}])
+def test_one_tls_file_alone_is_a_configuration_error(only: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE"):
+        GatewaySettings(**only)  # type: ignore[arg-type]
+
+
+def test_the_kubernetes_render_names_each_service_whatever_the_environment_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("JOBS_ADDRESS", "localhost:1234")
+    assert kubernetes.cluster_peers().by_service() == {
+        "jobs": "jobs:50051",
+        "ratelimit": "ratelimit:50052",
+        "bigquery": "bigquery:50053",
+        "analytics": "analytics:50054",
+        "admin": "admin:50055",
+    }
