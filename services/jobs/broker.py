@@ -205,6 +205,7 @@ class SwitchboardBroker(AsyncBroker):
     def _registration(self) -> Heartbeat:
         """This worker in the registry (services.jobs.registry): the API accepts the tasks it runs."""
         started_at_ms = int(time.time() * 1000)
+        version = code_version()
 
         def record() -> WorkerRecord:
             return WorkerRecord(
@@ -215,7 +216,7 @@ class SwitchboardBroker(AsyncBroker):
                 tasks=self._tasks_per_queue,
                 capacity=self.capacity,
                 started_at_ms=started_at_ms,
-                version=code_version(),
+                version=version,
             )
 
         record().check_bounds()

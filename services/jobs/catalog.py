@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from services.jobs import diagnostics
 from services.jobs.broker import ALL_QUEUES, SwitchboardBroker
 from services.jobs.queues import QUEUE_NAMES
-from services.jobs.registry import MAX_TASK_NAME_LENGTH, TASK_NAME_PATTERN
+from services.jobs.registry import MAX_TASK_NAME_LENGTH, MAX_TASKS_PER_WORKER, TASK_NAME_PATTERN
 
 TaskFunction = TypeVar("TaskFunction", bound=Callable[..., Any])
 
@@ -85,7 +85,13 @@ def import_task_modules(modules: Sequence[str]) -> None:
 
 
 def register_tasks(broker: SwitchboardBroker, *, diagnostics_enabled: bool) -> None:
-    """Registers the built-in tasks and every declared one on `broker`."""
+    """Registers the built-in tasks and every declared one on `broker` (at most MAX_TASKS_PER_WORKER)."""
+    count = len(DECLARED_TASKS) + (len(diagnostics.TASKS) if diagnostics_enabled else 0)
+    if count > MAX_TASKS_PER_WORKER:
+        raise TaskDeclarationError(
+            f"{count} tasks; a worker registers at most {MAX_TASKS_PER_WORKER}: "
+            "split the task modules across workers"
+        )
     if diagnostics_enabled:
         for name, function in diagnostics.TASKS.items():
             broker.register_task(function, task_name=name, queues=ALL_QUEUES)  # type: ignore[arg-type]

@@ -24,11 +24,13 @@ from redis.asyncio import Redis
 
 logger = logging.getLogger(__name__)
 
-MAX_WORKERS_LISTED = 1000
-"""Live workers read at most; more than this many registered workers are not all listed."""
-MAX_TASKS_PER_WORKER = 1000
-MAX_TASK_NAME_LENGTH = 200
-TASK_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
+# Bounds, chosen so the largest ListWorkers answer (every listed worker with every task) stays under the
+# 4 MiB message limit: 256 workers x 100 tasks x 100 characters is about 2.6 MB.
+MAX_WORKERS_LISTED = 256
+"""Live workers read at most (the most recent heartbeats); a deployment with more is not all seen."""
+MAX_TASKS_PER_WORKER = 100
+MAX_TASK_NAME_LENGTH = 100
+TASK_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
 MISSED_HEARTBEATS_BEFORE_DEAD = 3
 INDEX_PRUNE_AFTER_MS = 10 * 60 * 1000
 """An index entry whose worker has not beaten for this long (its hash long gone) is removed."""
@@ -158,7 +160,7 @@ class WorkersView:
     """The live workers at one reading, with what the API asks of them."""
 
     workers: tuple[WorkerRecord, ...] = ()
-    _tasks_per_queue: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    tasks_per_queue: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, workers: Sequence[WorkerRecord]) -> WorkersView:
@@ -169,7 +171,7 @@ class WorkersView:
         return cls(tuple(workers), {queue: frozenset(names) for queue, names in tasks.items()})
 
     def tasks_for(self, queue: str) -> frozenset[str]:
-        return self._tasks_per_queue.get(queue, frozenset())
+        return self.tasks_per_queue.get(queue, frozenset())
 
     def serving(self, queue: str) -> int:
         """How many live workers serve `queue`."""

@@ -204,12 +204,18 @@ async def test_in_a_mixed_deployment_only_the_worker_with_the_task_runs_it(
     [
         ("no_such_team.tasks", "cannot import task module 'no_such_team.tasks'"),
         ("bad module", "not module name(s)"),
+        ("too_many_tasks", "a worker registers at most 100"),
     ],
 )
 async def test_a_worker_with_bad_task_modules_exits_saying_why(
-    workers: Workers, modules: str, says: str
+    workers: Workers, tmp_path: Path, modules: str, says: str
 ) -> None:
-    worker = workers.start("bad-modules", WORKER_TASK_MODULES=modules)
+    (tmp_path / "too_many_tasks.py").write_text(
+        "from services.jobs.catalog import task\n"
+        "for index in range(101):\n"
+        "    task(queue='analytics', name=f'many.t{index}')(lambda **payload: payload)\n"
+    )
+    worker = workers.start("bad-modules", WORKER_TASK_MODULES=modules, PYTHONPATH=str(tmp_path))
     code = await asyncio.to_thread(worker.process.wait, 30)
     assert code == 2
     assert says in worker.process.log_path.read_text()

@@ -80,7 +80,11 @@ async def run_worker(settings: WorkerSettings) -> None:
         max_result_bytes=settings.max_result_bytes,
         heartbeat_interval_seconds=settings.heartbeat_interval_seconds,
     )
-    register_tasks(broker, diagnostics_enabled=settings.diagnostics_enabled)
+    try:
+        register_tasks(broker, diagnostics_enabled=settings.diagnostics_enabled)
+    except TaskDeclarationError as error:
+        logger.critical("worker: %s", error)
+        sys.exit(2)
     broker.is_worker_process = True
     await broker.refresh_policies()
     if settings.metrics_port:
