@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -16,11 +17,18 @@ from devstack.workers import WorkerProcess
 from tests.team_package import write_team_package
 
 
-def _poll(read: object, accept: object, *, timeout: float, what: str) -> requests.Response:
+def _poll(
+    read: Callable[[], requests.Response],
+    accept: Callable[[requests.Response], object],
+    *,
+    timeout: float,
+    what: str,
+) -> requests.Response:
+    """Polls an HTTP call until its answer is accepted, or fails with the last answer."""
     deadline = time.monotonic() + timeout
     while True:
-        response: requests.Response = read()  # type: ignore[operator]
-        if accept(response):  # type: ignore[operator]
+        response = read()
+        if accept(response):
             return response
         if time.monotonic() > deadline:
             raise AssertionError(
