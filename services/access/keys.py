@@ -248,9 +248,9 @@ class KeyCache:
                     # Keep the last known keys: a Redis outage must not lock every key out (or let any in).
                     logger.warning("keys not refreshed: Redis unreachable")
         finally:
+            # Bounded: redis-py's pub/sub can swallow a cancellation that lands while it connects.
             listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            await asyncio.wait([listener], timeout=1.0)
 
     async def _listen(self, redis: Redis) -> None:
         while True:

@@ -11,6 +11,7 @@ from services.jobs.broker import SwitchboardBroker
 from services.jobs.catalog import register_tasks
 from services.jobs.manager import JobManager
 from services.jobs.queues import QUEUE_NAMES, PolicyBook
+from services.jobs.registry import LiveWorkers, WorkerRegistry
 from services.jobs.servicer import JobsServicer
 from services.jobs.settings import JobsSettings
 from services.jobs.store import JobStore
@@ -18,6 +19,7 @@ from services.runtime.server import ServiceBinding, ServiceContext
 from switchboard.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 
 POLICY_REFRESH_SECONDS = 1.0
+WORKERS_REFRESH_SECONDS = 1.0
 
 
 async def build(settings: JobsSettings, context: ServiceContext) -> Sequence[ServiceBinding]:
@@ -29,6 +31,9 @@ async def build(settings: JobsSettings, context: ServiceContext) -> Sequence[Ser
     register_tasks(catalog, diagnostics_enabled=settings.diagnostics_enabled)
     await catalog.refresh_policies()
     context.run_in_background("policies", catalog.refresh_policies, interval_seconds=POLICY_REFRESH_SECONDS)
+    # SubmitJob also accepts the tasks live workers registered; it reads this view, not Redis.
+    workers = LiveWorkers(WorkerRegistry(context.redis, settings.jobs_key_prefix))
+    context.run_in_background("workers", workers.refresh, interval_seconds=WORKERS_REFRESH_SECONDS)
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
         context.run_in_background(
@@ -37,7 +42,11 @@ async def build(settings: JobsSettings, context: ServiceContext) -> Sequence[Ser
             interval_seconds=settings.queue_depth_interval_seconds,
         )
     manager = JobManager(
-        store, catalog.policies, tasks_for=catalog.tasks_for, max_payload_bytes=settings.max_payload_bytes
+        store,
+        catalog.policies,
+        tasks_for=catalog.tasks_for,
+        workers=workers,
+        max_payload_bytes=settings.max_payload_bytes,
     )
     return [
         ServiceBinding.of(

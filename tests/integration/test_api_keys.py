@@ -24,8 +24,7 @@ async def _instance(redis: Redis, prefix: str, *, refresh_seconds: float = 1.0) 
         yield cache
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.wait([task], timeout=3)
 
 
 async def test_a_created_key_is_known_everywhere_and_a_revoked_one_nowhere_within_2_s(
