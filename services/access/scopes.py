@@ -39,6 +39,7 @@ _CONNECTION = "switchboard.admin.v1.ConnectionService"
 _KEYS = "switchboard.admin.v1.KeysService"
 _AUDIT = "switchboard.admin.v1.AuditService"
 _ENVOY_RLS = "envoy.service.ratelimit.v3.RateLimitService"
+_ENVOY_AUTHZ = "envoy.service.auth.v3.Authorization"
 
 # Full gRPC method name → what the caller needs.
 REQUIREMENTS: Mapping[str, Requirement] = {
@@ -76,6 +77,9 @@ REQUIREMENTS: Mapping[str, Requirement] = {
     # requests against limits; the gateway never routes it from outside, and in Kubernetes the
     # NetworkPolicy admits only the gateway to the rate-limit port.
     f"/{_ENVOY_RLS}/ShouldRateLimit": PUBLIC,
+    # Envoy's authorization check: it runs the same guard on the credentials it is shown, and grants
+    # nothing by itself (a service checks every call again).
+    f"/{_ENVOY_AUTHZ}/Check": PUBLIC,
 }
 
 

@@ -8,8 +8,12 @@ from pathlib import Path
 
 from redis.exceptions import RedisError
 
+from envoyauthz.v3 import external_auth_pb2, external_auth_pb2_grpc
+from services.access.authorizer import Authorizer
 from services.access.keys import parse_seed
+from services.access.routes import RouteMap
 from services.admin.access_servicer import AuditServicer, KeysServicer
+from services.admin.authorizer_servicer import AuthorizationServicer
 from services.admin.connection import ConnectionTester, Probe
 from services.admin.probes import redis_probe, service_health_probe
 from services.admin.servicer import ConnectionServicer, SettingsServicer
@@ -60,7 +64,24 @@ async def build(settings: AdminSettings, context: ServiceContext) -> Sequence[Se
     tester = ConnectionTester(probes, timeout_seconds=timeout)
     assert context.keys is not None and context.audit is not None, "the runtime opens access first"
     await _seed_keys(settings, context)
+    assert context.guard is not None
+    try:
+        descriptors = Path(settings.descriptor_path).read_bytes()  # noqa: ASYNC240 - once, at start
+    except OSError as error:
+        raise ConfigurationError(
+            f"DESCRIPTOR_PATH={settings.descriptor_path!r} cannot be read ({error.strerror}): "
+            "run `make protos`"
+        ) from None
+    routes = RouteMap.from_descriptor_set(descriptors)
     return [
+        ServiceBinding.of(
+            external_auth_pb2.DESCRIPTOR.services_by_name["Authorization"],
+            external_auth_pb2_grpc.add_AuthorizationServicer_to_server,
+            AuthorizationServicer(Authorizer(context.guard, routes, context.audit)),
+            # Envoy waits on it for every request: it reads no Redis (the keys are in memory) and
+            # answers while Redis is down.
+            needs_redis=False,
+        ),
         ServiceBinding.of(
             keys_pb2.DESCRIPTOR.services_by_name["KeysService"],
             keys_pb2_grpc.add_KeysServiceServicer_to_server,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from services.runtime.settings import PeerAddresses, ServiceSettings
@@ -13,3 +15,8 @@ class AdminSettings(ServiceSettings):
         default=2.0, gt=0, le=30, description="How long one check of the connection test may take."
     )
     peers: PeerAddresses = Field(default_factory=PeerAddresses)
+    descriptor_path: str = Field(
+        default=str(Path(__file__).resolve().parents[2] / "gen" / "descriptor.binpb"),
+        description="The descriptor set (the one Envoy's transcoder reads): how the gateway's authorizer "
+        "maps a route to its RPC.",
+    )

@@ -154,7 +154,8 @@ def _read_credentials(context: grpc.aio.ServicerContext) -> Credentials:
             service_key = value[:_MAX_HEADER]
         elif key == "x-forwarded-for":
             forwarded = value[:256]
-    source = forwarded.split(",")[0].strip() if forwarded else (context.peer() or "")
+    # The gateway appends the address it saw: the last entry is the one a client cannot choose.
+    source = forwarded.split(",")[-1].strip() if forwarded else (context.peer() or "")
     return Credentials(authorization, api_key, service_key, source[:256])
 
 

@@ -105,6 +105,8 @@ class ServiceContext:
     keys: KeyStore | None = None
     """The API keys (every process checks them; the admin service manages them)."""
     audit: AuditLog | None = None
+    guard: Guard | None = None
+    """The check every RPC of this process passes (the gateway's authorizer runs it too)."""
     dead_loops: dict[str, str] = field(default_factory=dict)
     """Background loops that died, and why: the service then reports NOT_SERVING."""
 
@@ -280,6 +282,7 @@ async def _open_access(settings: AccessSettings, context: ServiceContext) -> Gua
     except (CredentialsError, ValueError) as error:
         raise ConfigurationError(str(error)) from None
     context.keys = keys
+    context.guard = guard
     context.audit = AuditLog(context.redis, prefix=settings.access_key_prefix)
     try:
         await cache.refresh()

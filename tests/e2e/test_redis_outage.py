@@ -81,8 +81,9 @@ class Answer:
     seconds: float
 
 
-def _api_calls(url: str, job_id: str) -> dict[str, Callable[[], requests.Response]]:
-    """Every Redis-backed call of the API, by name; `job_id` names an existing job."""
+def _api_calls(url: str, job_id: str, admin: tuple[str, str]) -> dict[str, Callable[[], requests.Response]]:
+    """Every Redis-backed call of the API, by name; `job_id` names an existing job; admin operations
+    carry the `admin` credentials (so Redis, not the check, decides their answer)."""
     return {
         "SubmitJob": lambda: requests.post(
             f"{url}/api/job", json={"queue": "analytics", "task": "diagnostics.echo"}, timeout=10
@@ -93,15 +94,19 @@ def _api_calls(url: str, job_id: str) -> dict[str, Callable[[], requests.Respons
         "CancelJob": lambda: requests.post(f"{url}/api/job/cancel", json={"id": job_id}, timeout=10),
         "RetryJob": lambda: requests.post(f"{url}/api/job/retry", json={"id": job_id}, timeout=10),
         "ListQueues": lambda: requests.get(f"{url}/api/queues", timeout=10),
-        "PauseQueue": lambda: requests.post(f"{url}/api/queues/bigquery/pause", json={}, timeout=10),
-        "ResumeQueue": lambda: requests.post(f"{url}/api/queues/bigquery/resume", json={}, timeout=10),
+        "PauseQueue": lambda: requests.post(
+            f"{url}/api/queues/bigquery/pause", json={}, auth=admin, timeout=10
+        ),
+        "ResumeQueue": lambda: requests.post(
+            f"{url}/api/queues/bigquery/resume", json={}, auth=admin, timeout=10
+        ),
         "CleanQueue": lambda: requests.post(
-            f"{url}/api/queues/analytics/clean", json={"state": "JOB_STATE_COMPLETED"}, timeout=10
+            f"{url}/api/queues/analytics/clean", json={"state": "JOB_STATE_COMPLETED"}, auth=admin, timeout=10
         ),
         "PutRule": lambda: requests.put(
-            f"{url}/api/rate-limits/outage", json={"limit": 5, "period": "1s"}, timeout=10
+            f"{url}/api/rate-limits/outage", json={"limit": 5, "period": "1s"}, auth=admin, timeout=10
         ),
-        "DeleteRule": lambda: requests.delete(f"{url}/api/rate-limits/api", timeout=10),
+        "DeleteRule": lambda: requests.delete(f"{url}/api/rate-limits/api", auth=admin, timeout=10),
         "CheckRateLimit": lambda: requests.post(
             f"{url}/api/rate-limits/check", json={"rule": "api", "key": "outage"}, timeout=10
         ),
@@ -170,7 +175,7 @@ class _Submitter:
 
 
 def _assert_every_call_unavailable(stack: Stack, job_id: str) -> None:
-    answers = _call_all(_api_calls(stack.gateway_url, job_id))
+    answers = _call_all(_api_calls(stack.gateway_url, job_id, stack.admin_auth))
     wrong = [a for a in answers if a.status != 503 or a.body.get("code") != UNAVAILABLE]
     assert not wrong, f"not 503 UNAVAILABLE JSON: {wrong}"
     slow = [a for a in answers if a.seconds > ANSWER_WITHIN_SECONDS]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from google.protobuf import descriptor_pool
 
+from envoyauthz.v3 import external_auth_pb2
 from envoyrls.v3 import rls_pb2
 from services.access.scopes import REQUIREMENTS, Scope, parse_scopes
 from switchboard.admin.v1 import audit_pb2, connection_pb2, keys_pb2, settings_pb2
@@ -14,7 +15,7 @@ from switchboard.ratelimit.v1 import ratelimit_pb2
 
 _FILES = (
     connection_pb2, settings_pb2, keys_pb2, audit_pb2, analytics_pb2, bigquery_pb2, jobs_pb2, ratelimit_pb2,
-    rls_pb2,
+    rls_pb2, external_auth_pb2,
 )  # fmt: skip
 
 
