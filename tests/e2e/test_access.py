@@ -53,6 +53,10 @@ def test_every_admin_operation_through_envoy_needs_the_admin_password(stack: Sta
         assert anonymous.headers["content-type"] == "application/json"
         assert anonymous.json()["code"] == 16
         assert "admin credentials" in anonymous.json()["message"]
+        # Refused by Envoy's check, never reaching a service: Envoy's own reply, with the challenge.
+        assert anonymous.json()["details"][0]["domain"] == "gateway.switchboard", anonymous.text
+        assert anonymous.headers["www-authenticate"] == 'Basic realm="Switchboard"'
+        assert "x-envoy-upstream-service-time" not in anonymous.headers
         wrong = _call(stack, method, path, body, auth=(stack.admin_user, stack.admin_password + "x"))
         assert wrong.status_code == 401, (method, path, wrong.text)
         assert "wrong admin user or password" in wrong.json()["message"]
@@ -194,3 +198,52 @@ def test_with_keys_required_services_call_each_other_with_the_service_key(locked
         assert limits.ListRules(ratelimit_pb2.ListRulesRequest(), metadata=service, timeout=5).rules
     worker_log = (locked_stack.run_dir / "worker-0.log").read_text()
     assert "UNAUTHENTICATED" not in worker_log, "the worker reads the rules as a service"
+
+
+def test_with_keys_required_the_rate_limit_follows_the_key_and_its_tier(locked_stack: Stack) -> None:
+    stack, admin = locked_stack, locked_stack.admin_auth
+
+    def new_key(name: str, rule: str = "") -> dict[str, str]:
+        body = {"name": name, "scopes": ["jobs:read"], "rateLimitRule": rule}
+        created = _call(stack, "POST", "/api/keys", body, auth=admin)
+        assert created.status_code == 200, created.text
+        return {"x-api-key": created.json()["secret"]}
+
+    def statuses(headers: dict[str, str], count: int) -> list[int]:
+        return [_call(stack, "GET", "/api/queues", None, headers=headers).status_code for _ in range(count)]
+
+    first, other, tiered = new_key("metered"), new_key("other"), new_key("tiered", rule="gold")
+    # The admin's own calls count too (as `admin:admin`): the test makes fewer than six after this.
+    assert (
+        _call(stack, "PUT", "/api/rate-limits/api", {"limit": 6, "period": "60s"}, auth=admin).status_code
+        == 200
+    )
+    assert (
+        _call(stack, "PUT", "/api/rate-limits/gold", {"limit": 2, "period": "60s"}, auth=admin).status_code
+        == 200
+    )
+    try:
+        assert _eventually_status(stack, first, {200})
+        assert statuses(first, 6) == [200] * 5 + [429]
+        # The client cannot name itself something else to the limiter.
+        assert statuses({**first, "x-switchboard-client": "someone-else"}, 1) == [429]
+        # Rotating the key (revoke, a new secret under the same name) does not reset its allowance.
+        assert _call(stack, "DELETE", "/api/keys/metered", None, auth=admin).status_code == 200
+        rotated = new_key("metered")
+        assert _eventually_status(stack, rotated, {429}), "the rotated key is still over its limit"
+        assert statuses(other, 1) == [200], "another key has its own allowance"
+        assert statuses(tiered, 3) == [200, 200, 429], "its own rule, stricter than `api`"
+    finally:
+        _call(stack, "PUT", "/api/rate-limits/api", {"limit": 100, "period": "1s", "burst": 100}, auth=admin)
+
+
+def _eventually_status(stack: Stack, headers: dict[str, str], wanted: set[int]) -> bool:
+    """Whether a call with `headers` answers one of `wanted` within 2 s (a new key reaches every cache)."""
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        status = _call(stack, "GET", "/api/queues", None, headers=headers).status_code
+        if status in wanted:
+            return True
+        assert status == 401, status  # not known yet: the only other answer allowed
+        time.sleep(0.05)
+    return False
