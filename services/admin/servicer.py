@@ -5,6 +5,8 @@ from __future__ import annotations
 import grpc
 from google.protobuf import timestamp_pb2
 
+from services.access.context import current_principal
+from services.access.principal import PrincipalKind
 from services.admin.connection import CheckStatus, ConnectionReport, ConnectionTester
 from switchboard.admin.v1 import connection_pb2, connection_pb2_grpc, settings_pb2_grpc
 
@@ -22,7 +24,12 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
     async def TestConnection(
         self, request: connection_pb2.TestConnectionRequest, context: grpc.aio.ServicerContext
     ) -> connection_pb2.TestConnectionResponse:
-        return _report_to_proto(await self._tester.run())
+        report = _report_to_proto(await self._tester.run())
+        if current_principal().kind is PrincipalKind.ANONYMOUS:
+            # Versions, addresses and error texts help an attacker: the unauthenticated get pass/fail only.
+            for check in report.checks:
+                check.detail = "" if check.ok else "failed (sign in to see why)"
+        return report
 
 
 class SettingsServicer(settings_pb2_grpc.SettingsServiceServicer):

@@ -22,7 +22,7 @@ def _assert_json_error(response: requests.Response, http_status: int, grpc_code:
 
 
 def test_test_connection_reports_every_dependency(stack: Stack, http: requests.Session) -> None:
-    response = http.get(f"{stack.gateway_url}/api/test-connection", timeout=10)
+    response = http.get(f"{stack.gateway_url}/api/test-connection", auth=stack.admin_auth, timeout=10)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     report = response.json()
@@ -39,6 +39,15 @@ def test_test_connection_reports_every_dependency(stack: Stack, http: requests.S
         "status": "CHECK_STATUS_NOT_CONFIGURED",
     }  # fmt: skip
     assert report["checkedAt"].endswith("Z")
+
+
+def test_test_connection_hides_details_from_the_unauthenticated(stack: Stack, http: requests.Session) -> None:
+    report = http.get(f"{stack.gateway_url}/api/test-connection", timeout=10).json()
+    assert report["ok"] is True
+    assert {check["name"] for check in report["checks"]} == {"redis", "bigquery", *SERVICE_CHECKS}
+    assert [check["detail"] for check in report["checks"]] == [""] * len(report["checks"]), "no versions"
+    wrong = http.get(f"{stack.gateway_url}/api/test-connection", auth=("admin", "wrong"), timeout=10)
+    assert wrong.status_code == 200 and all(not c["detail"] for c in wrong.json()["checks"])
 
 
 def test_test_connection_also_answers_post(stack: Stack, http: requests.Session) -> None:
