@@ -43,7 +43,7 @@ def grpc_frame(message: Message) -> bytes:
     return b"\x00" + struct.pack(">I", len(payload)) + payload
 
 
-async def put_counting_rule(address: str) -> None:
+async def put_counting_rule(address: str, admin: Sequence[tuple[str, str]]) -> None:
     """The fixed-window rule whose counter tells how many checks the service really made."""
     async with grpc.aio.insecure_channel(address) as channel:
         rule = ratelimit_pb2.Rule(
@@ -51,7 +51,7 @@ async def put_counting_rule(address: str) -> None:
         )
         rule.period.FromMilliseconds(_A_DAY)
         await ratelimit_pb2_grpc.RateLimitServiceStub(channel).PutRule(
-            ratelimit_pb2.PutRuleRequest(name=COUNTING_RULE, rule=rule), timeout=5
+            ratelimit_pb2.PutRuleRequest(name=COUNTING_RULE, rule=rule), metadata=tuple(admin), timeout=5
         )
 
 

@@ -81,6 +81,7 @@ logger = logging.getLogger("bench.ratelimit_bench")
 TARGET_DIRECT_P99_MS = 1.0
 TARGET_CHECKS_PER_SECOND = 5000.0
 SEED_TARGET_MS = 10.0
+TARGET_REST_P99_MS = 5.0
 WIDE_MARGIN = 3.0
 """The gateway's p99 must be at least this many times under the seed target to count as a wide margin."""
 
@@ -90,6 +91,10 @@ DIRECT = "gRPC CheckRateLimit"
 DIRECT_C = "gRPC CheckRateLimit, h2load client (C)"
 DIRECT_C_TWO = "gRPC CheckRateLimit, h2load client (C), 2 service processes"
 GATEWAY_CHECK = "REST POST /api/rate-limits/check via Envoy"
+UNCHECKED_CHECK = "REST POST /api/rate-limits/check via Envoy, no access check (ext_authz)"
+CHEAP = "REST GET /api/rate-limits via Envoy (cheap call + access check + RLS)"
+UNCHECKED_CHEAP = "REST GET /api/rate-limits via Envoy, no access check (ext_authz)"
+AUTHZ_FILTER = "envoy.filters.http.ext_authz"
 # Errors a check may raise; they are counted, and the first one is logged.
 CHECK_ERRORS = (CheckFailed, grpc.aio.AioRpcError, RedisError, OSError, asyncio.IncompleteReadError)
 
@@ -103,6 +108,8 @@ class Plan:
     quiet_threshold: float
     quiet_patience: float
     phase_attempts: int
+    gateway_only: bool = False
+    """Only the REST phases through Envoy (the access check's cost, the REST check's p99)."""
 
 
 @dataclass(frozen=True)
@@ -308,7 +315,7 @@ def _log_measurement(m: Measurement, first_failure: str | None) -> None:
 
 
 def phases(
-    plan: Plan, *, redis_port: int, ratelimit: str, gateway: int, unlimited: int
+    plan: Plan, *, redis_port: int, ratelimit: str, gateway: int, unlimited: int, unchecked: int
 ) -> list[Phase | ExternalPhase]:
     many = plan.clients
     service = ("ratelimit",)
@@ -350,11 +357,16 @@ def phases(
             limited=False,
         ),
         _rest_phase(
-            "REST GET /api/rate-limits via Envoy (cheap call + RLS)",
-            gateway,
-            "GET",
-            "/api/rate-limits",
+            UNCHECKED_CHECK,
+            unchecked,
+            "POST",
+            "/api/rate-limits/check",
             limited=True,
+            envoy="envoy-unchecked",
+        ),
+        _rest_phase(CHEAP, gateway, "GET", "/api/rate-limits", limited=True),
+        _rest_phase(
+            UNCHECKED_CHEAP, unchecked, "GET", "/api/rate-limits", limited=True, envoy="envoy-unchecked"
         ),
         _rest_phase(
             "REST GET /api/rate-limits via Envoy, no RLS filter",
@@ -364,6 +376,8 @@ def phases(
             limited=False,
         ),
     ]
+    if plan.gateway_only:
+        return [phase for phase in chosen if phase.path.startswith("REST")]
     if plan.overload_clients:
         # More concurrent requests than the rate-limit service answers within Envoy's RLS timeout.
         chosen.append(
@@ -379,15 +393,25 @@ def phases(
     return chosen
 
 
-def _rest_phase(name: str, port: int, method: str, path: str, *, limited: bool, clients: int = 1) -> Phase:
-    """Through the gateway (`limited`) or through the Envoy without the rate-limit filter."""
+def _rest_phase(
+    name: str,
+    port: int,
+    method: str,
+    path: str,
+    *,
+    limited: bool,
+    clients: int = 1,
+    envoy: str = "",
+) -> Phase:
+    """Through the gateway (`limited`) or through the Envoy without the rate-limit filter; `envoy` names
+    another Envoy's process for the CPU columns."""
     counters = GatewayCounters()
     body: dict[str, object] | None = {"rule": "bench", "key": "bench-rest"} if method == "POST" else None
     return Phase(
         name,
         clients,
         lambda: rest_calls(port, clients, method=method, path=path, body=body, counters=counters),
-        ("ratelimit", "envoy" if limited else "envoy-unlimited"),
+        ("ratelimit", envoy or ("envoy" if limited else "envoy-unlimited")),
         gateway=counters if limited else None,
     )
 
@@ -415,11 +439,20 @@ async def run(plan: Plan, run_dir: Path) -> tuple[list[Measurement], str]:
         assert stack.envoy is not None
         ratelimit = stack.services["ratelimit"].address
         logger.info("stack ready: gateway %s, ratelimit %s", stack.gateway_url, ratelimit)
-        await put_bench_rule(ratelimit)
+        await put_bench_rule(ratelimit, stack.admin_metadata)
         # Else the gateway's own limit (100/s per client) would throttle the REST phases.
-        await put_gateway_rule(stack.gateway_port, "api", {"limit": BENCH_LIMIT, "period": "1s"})
+        await put_gateway_rule(
+            stack.gateway_port,
+            "api",
+            {"limit": BENCH_LIMIT, "period": "1s"},
+            authorization=stack.admin_metadata[0][1],
+        )
         unlimited = await exits.enter_async_context(unlimited_gateway(stack, run_dir / "envoy-unlimited"))
-        await h2load_peer.put_counting_rule(ratelimit)
+        # The same gateway without the access check (ext_authz): what the check costs per request.
+        unchecked = await exits.enter_async_context(
+            unlimited_gateway(stack, run_dir / "envoy-unchecked", without=AUTHZ_FILTER)
+        )
+        await h2load_peer.put_counting_rule(ratelimit, stack.admin_metadata)
         # A second rate-limit process on the same Redis, as a second replica would be.
         replica = ServiceProcess(
             "ratelimit",
@@ -440,6 +473,7 @@ async def run(plan: Plan, run_dir: Path) -> tuple[list[Measurement], str]:
             "redis": int(server_info["process_id"]),
             "envoy": stack.envoy.process.pid,
             "envoy-unlimited": unlimited.pid,
+            "envoy-unchecked": unchecked.pid,
             **{name: service.process.pid for name, service in stack.services.items()},
             "ratelimit-2": replica.process.pid,
         }
@@ -452,8 +486,11 @@ async def run(plan: Plan, run_dir: Path) -> tuple[list[Measurement], str]:
             ratelimit=ratelimit,
             gateway=stack.gateway_port,
             unlimited=unlimited.port,
+            unchecked=unchecked.port,
         )
-        if h2load_peer.available():
+        if plan.gateway_only:
+            pass
+        elif h2load_peer.available():
             counted = functools.partial(
                 h2load_phase, redis=redis, key_prefix="rl", work_dir=run_dir / "h2load"
             )
@@ -532,7 +569,39 @@ def _find_any(measurements: Sequence[Measurement], path: str, clients: int) -> M
     return next((m for m in measurements if m.path == path and m.clients == clients), None)
 
 
+def render_access_check(measurements: Sequence[Measurement]) -> list[str]:
+    """The gateway's access check (ext_authz to the admin service's authorizer): what it adds."""
+    lines = []
+    for label, checked_path, unchecked_path in (
+        ("a REST rate-limit check", GATEWAY_CHECK, UNCHECKED_CHECK),
+        ("the cheap GET /api/rate-limits", CHEAP, UNCHECKED_CHEAP),
+    ):
+        checked, unchecked = (
+            _find_any(measurements, checked_path, 1),
+            _find_any(measurements, unchecked_path, 1),
+        )
+        if checked is None or unchecked is None:
+            continue
+        with_, without = checked.latency, unchecked.latency
+        lines.append(
+            f"- Observed, the access check on {label}, one client: p50 {with_.p50_ms:.2f} ms with, "
+            f"{without.p50_ms:.2f} ms without (+{with_.p50_ms - without.p50_ms:.2f}); "
+            f"p99 {with_.p99_ms:.2f} ms with, {without.p99_ms:.2f} ms without"
+        )
+    gateway = _find_any(measurements, GATEWAY_CHECK, 1)
+    if gateway is not None:
+        p99 = gateway.latency.p99_ms
+        lines.append(
+            f"- REST p99 of a rate-limit check < {TARGET_REST_P99_MS:g} ms, access check included: "
+            f"{'met' if p99 < TARGET_REST_P99_MS else 'MISSED'} (p99 {p99:.2f} ms)"
+        )
+    return lines
+
+
 def render_verdict(measurements: Sequence[Measurement], clients: int) -> str:
+    access = render_access_check(measurements)
+    if _find_any(measurements, DIRECT, 1) is None:  # --gateway-only
+        return "\n".join(access)
     direct = find(measurements, DIRECT, 1)
     loaded = find(measurements, DIRECT, clients)
     gateway = find(measurements, GATEWAY_CHECK, 1)
@@ -595,7 +664,7 @@ def render_verdict(measurements: Sequence[Measurement], clients: int) -> str:
             f"{overload.checks:,} ({share:.0%}) got no rate-limit verdict (Envoy's RLS call timed out and "
             "it failed open)"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + access)
 
 
 def machine_facts(redis_version: str) -> str:
@@ -638,6 +707,11 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
     parser.add_argument(
         "--quick", action="store_true", help="a smoke run under a minute: 0.5 s measurements, no waiting"
     )
+    parser.add_argument(
+        "--gateway-only",
+        action="store_true",
+        help="only the REST phases through Envoy: the access check's cost and the REST check's p99",
+    )
     arguments = parser.parse_args(argv)
     if arguments.quick:
         arguments.seconds, arguments.warm_up = 0.5, 0.2
@@ -654,6 +728,7 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
         quiet_threshold=arguments.quiet_threshold,
         quiet_patience=arguments.quiet_patience,
         phase_attempts=max(1, arguments.phase_attempts),
+        gateway_only=arguments.gateway_only,
     )
 
 

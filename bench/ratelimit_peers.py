@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,8 +129,9 @@ async def grpc_channels(address: str, clients: int) -> AsyncIterator[list[grpc.a
             await channel.close()
 
 
-async def put_bench_rule(address: str) -> None:
-    """The `bench` rule, through our gRPC API (GCRA, BENCH_LIMIT per second)."""
+async def put_bench_rule(address: str, admin: Sequence[tuple[str, str]]) -> None:
+    """The `bench` rule, through our gRPC API (GCRA, BENCH_LIMIT per second), as the admin (`admin`: the
+    call's metadata)."""
     async with grpc.aio.insecure_channel(address) as channel:
         stub = ratelimit_pb2_grpc.RateLimitServiceStub(channel)
         rule = ratelimit_pb2.Rule(
@@ -139,7 +140,9 @@ async def put_bench_rule(address: str) -> None:
             algorithm=ratelimit_pb2.ALGORITHM_GCRA,
         )
         rule.period.FromMilliseconds(BENCH_RULE.period_ms)
-        await stub.PutRule(ratelimit_pb2.PutRuleRequest(name=BENCH_RULE.name, rule=rule), timeout=5)
+        await stub.PutRule(
+            ratelimit_pb2.PutRuleRequest(name=BENCH_RULE.name, rule=rule), metadata=tuple(admin), timeout=5
+        )
 
 
 @contextlib.asynccontextmanager
@@ -209,8 +212,10 @@ class HttpConnection:
         reader, writer = await asyncio.open_connection(host, port)
         return cls(reader, writer, f"{host}:{port}")
 
-    async def request(self, method: str, path: str, body: bytes | None = None) -> HttpResponse:
-        head = [f"{method} {path} HTTP/1.1", f"Host: {self._host}"]
+    async def request(
+        self, method: str, path: str, body: bytes | None = None, *, extra_headers: Sequence[str] = ()
+    ) -> HttpResponse:
+        head = [f"{method} {path} HTTP/1.1", f"Host: {self._host}", *extra_headers]
         if body is not None:
             head += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
         self._writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + (body or b""))
@@ -294,11 +299,19 @@ async def rest_calls(
             await connection.close()
 
 
-async def put_gateway_rule(gateway_port: int, name: str, body: dict[str, object]) -> None:
-    """PUT /api/rate-limits/{name} through the gateway (the REST face of PutRule)."""
+async def put_gateway_rule(
+    gateway_port: int, name: str, body: dict[str, object], *, authorization: str
+) -> None:
+    """PUT /api/rate-limits/{name} through the gateway (the REST face of PutRule), with the admin's
+    `authorization` header value."""
     connection = await HttpConnection.open("127.0.0.1", gateway_port)
     try:
-        response = await connection.request("PUT", f"/api/rate-limits/{name}", json.dumps(body).encode())
+        response = await connection.request(
+            "PUT",
+            f"/api/rate-limits/{name}",
+            json.dumps(body).encode(),
+            extra_headers=(f"Authorization: {authorization}",),
+        )
     finally:
         await connection.close()
     if response.status != 200:
@@ -308,11 +321,16 @@ async def put_gateway_rule(gateway_port: int, name: str, body: dict[str, object]
 def without_rate_limit_filter(config: str) -> str:
     """The rendered gateway config minus Envoy's rate-limit HTTP filter (routes keep their descriptors,
     which nothing reads then): the same gateway, with no call to the rate-limit service per request."""
+    return without_filter(config, RATELIMIT_FILTER)
+
+
+def without_filter(config: str, name: str) -> str:
+    """The rendered gateway config minus the HTTP filter `name`."""
     lines = config.splitlines(keepends=True)
-    marker = f"- name: {RATELIMIT_FILTER}"
+    marker = f"- name: {name}"
     start = next((index for index, line in enumerate(lines) if line.strip() == marker), None)
     if start is None:
-        raise ValueError(f"no {RATELIMIT_FILTER} filter in the gateway config")
+        raise ValueError(f"no {name} filter in the gateway config")
     indent = len(lines[start]) - len(lines[start].lstrip())
     end = start + 1
     while end < len(lines) and (
@@ -328,12 +346,14 @@ class Gateway:
     pid: int
 
 
-def _start_unlimited_envoy(stack: Stack, run_dir: Path) -> tuple[EnvoyProcess, int]:
+def _start_unlimited_envoy(
+    stack: Stack, run_dir: Path, without: str = RATELIMIT_FILTER
+) -> tuple[EnvoyProcess, int]:
     port = free_port()
     settings = stack.gateway_settings().model_copy(update={"port": port, "admin_port": 0})
     run_dir.mkdir(parents=True, exist_ok=True)
-    config_path = run_dir / "envoy-unlimited.yaml"
-    config_path.write_text(without_rate_limit_filter(render(settings)))
+    config_path = run_dir / "envoy-without.yaml"
+    config_path.write_text(without_filter(render(settings), without))
     envoy = EnvoyProcess(config_path, run_dir=run_dir)
     try:
         envoy.start()
@@ -344,9 +364,11 @@ def _start_unlimited_envoy(stack: Stack, run_dir: Path) -> tuple[EnvoyProcess, i
 
 
 @contextlib.asynccontextmanager
-async def unlimited_gateway(stack: Stack, run_dir: Path) -> AsyncIterator[Gateway]:
-    """A second Envoy in front of the same services, without the rate-limit filter."""
-    envoy, port = await asyncio.to_thread(_start_unlimited_envoy, stack, run_dir)
+async def unlimited_gateway(
+    stack: Stack, run_dir: Path, *, without: str = RATELIMIT_FILTER
+) -> AsyncIterator[Gateway]:
+    """Another Envoy in front of the same services, without the rate-limit filter (or `without`)."""
+    envoy, port = await asyncio.to_thread(_start_unlimited_envoy, stack, run_dir, without)
     try:
         yield Gateway(port=port, pid=envoy.process.pid)
     finally:

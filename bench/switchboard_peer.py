@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -36,6 +37,7 @@ from bench.measure import (
 from devstack.processes import ManagedProcess
 from devstack.services import ServiceProcess
 from devstack.workers import WorkerProcess
+from services.access.credentials import basic_header
 from services.jobs.keys import QueueKeys
 from switchboard.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 
@@ -63,8 +65,11 @@ class SwitchboardPeer:
         processes: dict[str, int],
         watched: Sequence[ManagedProcess],
         phase_timeout: float,
+        admin: Sequence[tuple[str, str]] = (),
     ) -> None:
         self._stub = stub
+        self._admin = tuple(admin)
+        """Metadata of the admin operations (pause, resume, clean)."""
         self._redis = redis
         self._prefix = prefix
         self.processes = processes
@@ -97,7 +102,8 @@ class SwitchboardPeer:
 
     async def _clean(self) -> None:
         await self._stub.CleanQueue(
-            jobs_pb2.CleanQueueRequest(name=QUEUE, state=jobs_pb2.JOB_STATE_COMPLETED, older_than_seconds=0)
+            jobs_pb2.CleanQueueRequest(name=QUEUE, state=jobs_pb2.JOB_STATE_COMPLETED, older_than_seconds=0),
+            metadata=self._admin,
         )
 
     async def warm_up(self) -> None:
@@ -109,7 +115,7 @@ class SwitchboardPeer:
 
     async def drain(self, jobs: int) -> DrainResult:
         """Pauses the queue, submits `jobs`, resumes it and times until every one has completed."""
-        await self._stub.PauseQueue(jobs_pb2.PauseQueueRequest(name=QUEUE))
+        await self._stub.PauseQueue(jobs_pb2.PauseQueueRequest(name=QUEUE), metadata=self._admin)
         try:
             await gather_bounded(jobs, SUBMIT_CONCURRENCY, lambda _: self._submit())
             queues = await self._stub.ListQueues(jobs_pb2.ListQueuesRequest())
@@ -120,7 +126,7 @@ class SwitchboardPeer:
             before = await read_counters(self._redis, self.processes)
             resumed_at = time.time()
         finally:
-            await self._stub.ResumeQueue(jobs_pb2.ResumeQueueRequest(name=QUEUE))
+            await self._stub.ResumeQueue(jobs_pb2.ResumeQueueRequest(name=QUEUE), metadata=self._admin)
         finished_at = await self._wait_completed(baseline + jobs, "Switchboard drain")
         after = await read_counters(self._redis, self.processes)
         await self._clean()
@@ -248,7 +254,13 @@ async def running_switchboard(
 ) -> AsyncIterator[SwitchboardPeer]:
     """The jobs service and one worker on `redis_port`, under a key prefix of their own, warmed up."""
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
-    env = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis_port), "JOBS_KEY_PREFIX": prefix}
+    password = secrets.token_urlsafe(18)  # the admin operations (pause, resume, clean) need the admin
+    env = {
+        "REDIS_HOST": "127.0.0.1",
+        "REDIS_PORT": str(redis_port),
+        "JOBS_KEY_PREFIX": prefix,
+        "SWITCHBOARD_ADMIN_PASSWORD": password,
+    }
     redis = Redis(host="127.0.0.1", port=redis_port)
     service = ServiceProcess("jobs", run_dir=run_dir, env=env, port=0)
     worker = WorkerProcess("jobs-worker", run_dir=run_dir, env=env, queues=(QUEUE,))
@@ -267,6 +279,7 @@ async def running_switchboard(
                 processes={"worker": worker.pid, "service": service.process.pid, "client": os.getpid()},
                 watched=(worker.process, service.process),
                 phase_timeout=phase_timeout,
+                admin=(("authorization", basic_header("admin", password)),),
             )
             await peer.warm_up()
             capacity = _worker_capacity(worker.process.log_path)

@@ -34,13 +34,17 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> ServerCertificate:
 def tls_gateway(
     redis_server: RedisServer, certificate: ServerCertificate, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[int]:
-    """Envoy with TLS in front of a real rate-limit service; yields the gateway's port."""
+    """Envoy with TLS in front of a real rate-limit service and the admin service (its authorizer checks
+    every request); yields the gateway's port."""
     run_dir = tmp_path_factory.mktemp("tls-stack")
     ratelimit = ServiceProcess("ratelimit", run_dir=run_dir, env={"REDIS_PORT": str(redis_server.port)})
+    admin = ServiceProcess("admin", run_dir=run_dir, env={"REDIS_PORT": str(redis_server.port)})
     ratelimit.start()
+    admin.start()
     envoy: EnvoyProcess | None = None
     try:
         ratelimit.wait_ready()
+        admin.wait_ready()
         port = free_port()
         settings = GatewaySettings(
             listen_address="127.0.0.1",
@@ -52,7 +56,7 @@ def tls_gateway(
                 ratelimit_address=ratelimit.address,
                 bigquery_address=NOWHERE,
                 analytics_address=NOWHERE,
-                admin_address=NOWHERE,
+                admin_address=admin.address,
             ),
             tls_cert_file=str(certificate.cert_file),
             tls_key_file=str(certificate.key_file),
@@ -66,6 +70,7 @@ def tls_gateway(
         if envoy is not None:
             envoy.stop()
         ratelimit.stop()
+        admin.stop()
 
 
 def test_rest_over_https(tls_gateway: int, certificate: ServerCertificate) -> None:
