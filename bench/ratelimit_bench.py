@@ -377,7 +377,8 @@ def phases(
         ),
     ]
     if plan.gateway_only:
-        return [phase for phase in chosen if phase.path.startswith("REST")]
+        # The floor (one client) stays: the latency table reads every path against it.
+        return [chosen[0], *(phase for phase in chosen if phase.path.startswith("REST"))]
     if plan.overload_clients:
         # More concurrent requests than the rate-limit service answers within Envoy's RLS timeout.
         chosen.append(
@@ -411,7 +412,7 @@ def _rest_phase(
         name,
         clients,
         lambda: rest_calls(port, clients, method=method, path=path, body=body, counters=counters),
-        ("ratelimit", envoy or ("envoy" if limited else "envoy-unlimited")),
+        ("ratelimit", "admin", envoy or ("envoy" if limited else "envoy-unlimited")),
         gateway=counters if limited else None,
     )
 
@@ -534,13 +535,14 @@ def render_latency_table(measurements: Sequence[Measurement]) -> str:
 
 def render_cost_table(measurements: Sequence[Measurement]) -> str:
     rows = [
-        "| Path | Clients | Redis commands / check | CPU µs / check: Redis · service · Envoy · client "
+        "| Path | Clients | Redis commands / check | CPU µs / check: Redis · services (rate limit + "
+        "authorizer) · Envoy · client "
         "| failures | others' CPU share during |",
         "|---|---:|---:|---|---:|---:|",
     ]
     for m in measurements:
         cpu = m.costs.process_cpu_us
-        envoy = cpu.get("envoy", cpu.get("envoy-unlimited"))
+        envoy = cpu.get("envoy", cpu.get("envoy-unlimited", cpu.get("envoy-unchecked")))
         cells = [
             f"{m.costs.redis_cpu_us:.0f}",
             _cpu_cell(_service_cpu(cpu)),
@@ -556,8 +558,9 @@ def render_cost_table(measurements: Sequence[Measurement]) -> str:
 
 
 def _service_cpu(cpu: Mapping[str, float]) -> float | None:
-    """The rate-limit service's CPU per check, its processes together."""
-    shares = [value for name, value in cpu.items() if name.startswith("ratelimit")]
+    """The rate-limit service's CPU per check, its processes together, and the admin service's (its
+    authorizer answers the gateway's access check)."""
+    shares = [value for name, value in cpu.items() if name.startswith(("ratelimit", "admin"))]
     return sum(shares) if shares else None
 
 
