@@ -170,7 +170,8 @@ def test_with_keys_required_no_key_401_wrong_scope_403_a_created_key_works_a_rev
     )
     assert created.status_code == 200, created.text
     key = {"x-api-key": created.json()["secret"]}
-    assert _call(stack, "GET", "/api/queues", None, headers=key).status_code == 200
+    # Every process learns of the new key by a message (and a re-read every second): within 2 s.
+    assert _eventually_status(stack, key, {200}), "the created key does not work within 2 s"
     wrong_scope = _call(
         stack, "POST", "/api/job", {"queue": "analytics", "task": "diagnostics.echo"}, headers=key
     )
@@ -196,6 +197,15 @@ def test_with_keys_required_services_call_each_other_with_the_service_key(locked
         assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
         service = (("x-switchboard-service-key", locked_stack.service_key),)
         assert limits.ListRules(ratelimit_pb2.ListRulesRequest(), metadata=service, timeout=5).rules
+    # From outside, the service key counts for nothing: the gateway drops it.
+    through_gateway = _call(
+        locked_stack,
+        "GET",
+        "/api/queues",
+        None,
+        headers={"x-switchboard-service-key": locked_stack.service_key},
+    )
+    assert through_gateway.status_code == 401, through_gateway.text
     worker_log = (locked_stack.run_dir / "worker-0.log").read_text()
     assert "UNAUTHENTICATED" not in worker_log, "the worker reads the rules as a service"
 
