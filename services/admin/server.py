@@ -1,4 +1,4 @@
-"""Wires the admin service: the connection tester with its probes, and the servicers."""
+"""Wires the admin service: the connection tester with its probes, the settings, and the servicers."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ from collections.abc import Sequence
 
 from services.admin.connection import ConnectionTester, Probe
 from services.admin.probes import redis_probe, service_health_probe
+from services.admin.queue_control import JobsQueueControl
 from services.admin.servicer import ConnectionServicer, SettingsServicer
 from services.admin.settings import AdminSettings
+from services.admin.settings_manager import SettingsManager
+from services.admin.settings_store import SettingsStore
 from services.runtime.channels import open_channel
 from services.runtime.server import ServiceBinding, ServiceContext
 from switchboard.admin.v1 import connection_pb2, connection_pb2_grpc, settings_pb2, settings_pb2_grpc
@@ -36,6 +39,14 @@ async def build(settings: AdminSettings, context: ServiceContext) -> Sequence[Se
     # The BigQuery backend is not wired yet (its issue adds it): reported, but not a failure.
     probes["bigquery"] = None
     tester = ConnectionTester(probes, timeout_seconds=timeout)
+    jobs_channel = open_channel(addresses["jobs"], default_timeout=settings.call_timeout_seconds)
+    context.exit_stack.push_async_callback(jobs_channel.close)
+    store = SettingsStore(
+        context.redis,
+        prefix=settings.jobs_key_prefix,
+        history_max_entries=settings.settings_history_max_entries,
+    )
+    manager = SettingsManager(store, JobsQueueControl(jobs_channel))
     return [
         ServiceBinding.of(
             connection_pb2.DESCRIPTOR.services_by_name["ConnectionService"],
@@ -47,6 +58,6 @@ async def build(settings: AdminSettings, context: ServiceContext) -> Sequence[Se
         ServiceBinding.of(
             settings_pb2.DESCRIPTOR.services_by_name["SettingsService"],
             settings_pb2_grpc.add_SettingsServiceServicer_to_server,
-            SettingsServicer(),  # type: ignore[abstract]  # its RPCs answer UNIMPLEMENTED until built
+            SettingsServicer(manager),
         ),
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 from prometheus_client import start_http_server
 
@@ -28,7 +29,11 @@ async def build(settings: JobsSettings, context: ServiceContext) -> Sequence[Ser
     )
     register_tasks(catalog, diagnostics_enabled=settings.diagnostics_enabled)
     await catalog.refresh_policies()
-    context.run_in_background("policies", catalog.refresh_policies, interval_seconds=POLICY_REFRESH_SECONDS)
+    context.run_in_background(
+        "policies",
+        partial(catalog.policy_source.follow, reread_seconds=POLICY_REFRESH_SECONDS),
+        interval_seconds=POLICY_REFRESH_SECONDS,
+    )
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
         context.run_in_background(
