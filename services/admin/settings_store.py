@@ -8,15 +8,18 @@ the hash tag puts it in the document's cluster slot, so one script writes both) 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from services.admin.settings_diff import SettingChange
-from services.runtime.errors import InvalidArgumentError
+from services.runtime.errors import InvalidArgumentError, UnavailableError
 
 DEFAULT_HISTORY_MAX_ENTRIES = 1_000
 MAX_PAGE_SIZE = 500
@@ -72,7 +75,8 @@ class SettingsStore:
         self._write = redis.register_script(_WRITE)
 
     async def read(self) -> bytes | None:
-        return cast(bytes | None, await self._redis.get(self.key))
+        with _redis_answers():
+            return cast(bytes | None, await self._redis.get(self.key))
 
     async def write(self, *, base_version: int, document: str, revision: Revision) -> WriteOutcome:
         """Stores `document` (at `revision.version`) if the stored one is still at `base_version`."""
@@ -85,17 +89,18 @@ class SettingsStore:
             },
             separators=(",", ":"),
         )
-        written, version = await self._write(
-            keys=[self.key, self.history_key],
-            args=[
-                base_version,
-                document,
-                entry,
-                self._history_max_entries,
-                self.channel,
-                revision.version,
-            ],
-        )
+        with _redis_answers():
+            written, version = await self._write(
+                keys=[self.key, self.history_key],
+                args=[
+                    base_version,
+                    document,
+                    entry,
+                    self._history_max_entries,
+                    self.channel,
+                    revision.version,
+                ],
+            )
         if not written and int(version) == revision.version and await self.read() == document.encode():
             # Our own write, re-sent after its reply was lost: it did happen.
             return WriteOutcome(True, revision.version)
@@ -108,13 +113,27 @@ class SettingsStore:
         if page_token and not _STREAM_ID.match(page_token):
             raise InvalidArgumentError.for_field("page_token", "not a token this API returned; start again")
         top = f"({page_token}" if page_token else "+"
-        rows = cast(
-            list[tuple[bytes, dict[bytes, bytes]]],
-            await self._redis.xrevrange(self.history_key, max=top, min="-", count=page_size + 1),
-        )
+        with _redis_answers():
+            rows = cast(
+                list[tuple[bytes, dict[bytes, bytes]]],
+                await self._redis.xrevrange(self.history_key, max=top, min="-", count=page_size + 1),
+            )
         revisions = [_revision(fields.get(b"revision", b"{}")) for _, fields in rows[:page_size]]
         more = len(rows) > page_size
         return revisions, rows[page_size - 1][0].decode() if more else ""
+
+
+@contextlib.contextmanager
+def _redis_answers() -> Iterator[None]:
+    """A Redis error or timeout → UNAVAILABLE (nothing was changed unless the write's reply was lost)."""
+    try:
+        yield
+    except (RedisError, TimeoutError) as error:
+        raise UnavailableError(
+            f"the settings' Redis did not answer ({type(error).__name__}); read the settings again "
+            "(a write may have happened) and retry shortly",
+            reason="SETTINGS_STORE_UNAVAILABLE",
+        ) from None
 
 
 _STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
