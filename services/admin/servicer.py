@@ -46,12 +46,13 @@ class SettingsServicer(settings_pb2_grpc.SettingsServiceServicer):
     async def UpdateSettings(
         self, request: settings_pb2.UpdateSettingsRequest, context: grpc.aio.ServicerContext
     ) -> settings_pb2.Settings:
-        if request.expected_version < 0:
+        expected = request.expected_version if request.HasField("expected_version") else None
+        if expected is not None and expected < 0:
             raise InvalidArgumentError.for_field("expected_version", "use the version GetSettings answered")
         changes = _changes_from_proto(request.settings, list(request.update_mask.paths))
         snapshot = await self._settings.update(
             changes,
-            expected_version=request.expected_version,
+            expected_version=expected,
             principal=current_principal().label,
             shown_as=_shown_as,
         )

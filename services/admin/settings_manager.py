@@ -16,7 +16,7 @@ from services.runtime.errors import ConflictError, UnavailableError
 
 logger = logging.getLogger(__name__)
 
-# Unchecked updates (expected_version 0) that lose the race to another writer try again this often.
+# Unchecked updates (no expected_version) that lose the race to another writer try again this often.
 _UNCHECKED_ATTEMPTS = 3
 
 
@@ -59,18 +59,18 @@ class SettingsManager:
         self,
         changes: Mapping[str, Any],
         *,
-        expected_version: int,
+        expected_version: int | None,
         principal: str,
         shown_as: Callable[[str], str] = str,
     ) -> SettingsSnapshot:
-        """Applies `changes` (path → JSON value) if the settings are still at `expected_version` (0: any).
+        """Applies `changes` (path → JSON value) if the settings are still at `expected_version` (None: any).
 
         Stale → ConflictError with the current version; an invalid value → InvalidArgumentError naming
         each field (as `shown_as` names it). A change that changes nothing writes nothing (no new version).
         """
         for _ in range(_UNCHECKED_ATTEMPTS):
             current = await self.get()
-            if expected_version and expected_version != current.version:
+            if expected_version is not None and expected_version != current.version:
                 raise _stale(expected_version, current.version)
             updated = apply_changes(current.settings, changes, shown_as=shown_as)
             changed = diff(current.settings, updated)
@@ -93,7 +93,7 @@ class SettingsManager:
                 )
                 await self._apply_paused(changed, version)
                 return SettingsSnapshot(version, now_ms, updated)
-            if expected_version:
+            if expected_version is not None:
                 raise _stale(expected_version, outcome.version)
         raise ConflictError(
             "the settings kept changing while this update was applied; send it again",

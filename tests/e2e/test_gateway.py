@@ -79,9 +79,9 @@ def test_malformed_json_body_is_400_json(stack: Stack, http: requests.Session) -
 
 
 def test_an_unimplemented_rpc_is_501_json(stack: Stack, http: requests.Session) -> None:
-    response = http.get(f"{stack.gateway_url}/api/settings", timeout=10)
+    response = http.get(f"{stack.gateway_url}/api/analytics/events", timeout=10)
     body = _assert_json_error(response, 501, 12)
-    assert "SettingsService/GetSettings" in str(body["message"])
+    assert "AnalyticsService/ListEventNames" in str(body["message"])
 
 
 def test_every_rest_path_reaches_its_service(stack: Stack, http: requests.Session) -> None:
@@ -94,12 +94,6 @@ def test_every_rest_path_reaches_its_service(stack: Stack, http: requests.Sessio
         ("GET", "/api/bigquery/results?job_id=q1&page_size=10", None),
         ("POST", "/api/bigquery/cancel", {"jobId": "q1"}),
         ("POST", "/api/query", {"sql": "SELECT 1", "waitMs": 1000}),
-        ("GET", "/api/settings", None),
-        (
-            "PATCH",
-            "/api/settings",
-            {"settings": {"diagnosticsEnabled": True}, "updateMask": "diagnostics_enabled"},
-        ),
     ]
     for method, path, body in unimplemented:
         response = http.request(method, f"{stack.gateway_url}{path}", json=body, timeout=10)

@@ -85,10 +85,16 @@ async def apis(redis_client: Redis, redis_mux: RedisMux, key_prefix: str) -> Asy
         )
 
 
-def _update(version: int, settings: settings_pb2.Settings, *paths: str) -> settings_pb2.UpdateSettingsRequest:
-    return settings_pb2.UpdateSettingsRequest(
-        settings=settings, update_mask=field_mask_pb2.FieldMask(paths=list(paths)), expected_version=version
+def _update(
+    version: int | None, settings: settings_pb2.Settings, *paths: str
+) -> settings_pb2.UpdateSettingsRequest:
+    """An update of `paths`; `version` None: no version check."""
+    request = settings_pb2.UpdateSettingsRequest(
+        settings=settings, update_mask=field_mask_pb2.FieldMask(paths=list(paths))
     )
+    if version is not None:
+        request.expected_version = version
+    return request
 
 
 def _with_attempts(queue: str, attempts: int) -> settings_pb2.Settings:
@@ -214,8 +220,8 @@ async def test_history_keeps_who_when_and_the_diff_newest_first_paged_and_bounde
         started_ms = int(time.time() * 1000)
         for attempts in range(2, 14):  # 12 changes, 10 kept
             await servicer.UpdateSettings(
-                _update(0, _with_attempts("analytics", attempts), "queue_policies.analytics.max_attempts"),
-                None,  # type: ignore[arg-type]  # the servicer does not use its context
+                _update(None, _with_attempts("analytics", attempts), "queue_policies.analytics.max_attempts"),
+                None,  # the servicer does not use its context
             )
     finally:
         reset_principal(token)
