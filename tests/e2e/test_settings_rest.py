@@ -126,4 +126,3 @@ def test_a_change_is_applied_live_and_kept_in_the_history(stack: Stack, http: re
     ]
     if new_version > 1:
         assert page["nextPageToken"], "older changes are on the next page"
-
