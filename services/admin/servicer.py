@@ -70,6 +70,7 @@ class SettingsServicer(settings_pb2_grpc.SettingsServiceServicer):
 
 
 MAX_MASK_PATHS = 200
+MAX_PATH_LENGTH = 200
 
 # A queue policy's fields whose API name differs from the model's (the API has durations; the model ms).
 _POLICY_ALIASES = {
@@ -97,6 +98,8 @@ def _changes_from_proto(settings: settings_pb2.Settings, paths: list[str]) -> di
         )
     if len(paths) > MAX_MASK_PATHS:
         raise InvalidArgumentError.for_field("update_mask", f"at most {MAX_MASK_PATHS} paths at once")
+    if any(len(path) > MAX_PATH_LENGTH for path in paths):
+        raise InvalidArgumentError.for_field("update_mask", f"a path is at most {MAX_PATH_LENGTH} characters")
     sections: dict[str, Any] = {
         "diagnostics_enabled": settings.diagnostics_enabled,
         "dashboard_read_only": settings.dashboard_read_only,

@@ -49,6 +49,8 @@ class StoredSettings(BaseModel):
 
     version: int = Field(default=0, ge=0)
     queue_policies: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    diagnostics_enabled: bool = True
+    """The live switch of the `diagnostics.*` tasks (registered or not by DIAGNOSTICS_ENABLED at start)."""
 
 
 class SettingsDocumentError(ValueError):
@@ -92,6 +94,8 @@ class PolicyBook:
         self._defaults = dict(defaults)
         self._policies = dict(defaults)
         self.version = 0
+        self.diagnostics_enabled = True
+        """Whether new `diagnostics.*` jobs are accepted, per the stored settings."""
         self._rejected: bytes | str | None = None
 
     def __getitem__(self, queue: str) -> QueuePolicy:
@@ -109,12 +113,13 @@ class PolicyBook:
         the policies in force stay (the defaults at start), and what is wrong is logged once per document.
         """
         if raw is None:
-            version, policies = 0, dict(self._defaults)
+            version, policies, diagnostics = 0, dict(self._defaults), True
         else:
             if raw == self._rejected:
                 return False
             try:
                 version, policies = policies_from_document(raw, self._defaults)
+                diagnostics = StoredSettings.model_validate_json(raw).diagnostics_enabled
             except SettingsDocumentError as error:
                 self._rejected = raw
                 logger.error(
@@ -127,4 +132,5 @@ class PolicyBook:
             logger.info("queue policies updated", extra={"settings_version": version})
         self._policies = policies
         self.version = version
+        self.diagnostics_enabled = diagnostics
         return True

@@ -42,7 +42,10 @@ async def build(settings: JobsSettings, context: ServiceContext) -> Sequence[Ser
             interval_seconds=settings.queue_depth_interval_seconds,
         )
     manager = JobManager(
-        store, catalog.policies, tasks_for=catalog.tasks_for, max_payload_bytes=settings.max_payload_bytes
+        store,
+        catalog.policies,
+        tasks_for=partial(_submittable_tasks, catalog),
+        max_payload_bytes=settings.max_payload_bytes,
     )
     return [
         ServiceBinding.of(
@@ -51,6 +54,15 @@ async def build(settings: JobsSettings, context: ServiceContext) -> Sequence[Ser
             JobsServicer(manager),
         )
     ]
+
+
+def _submittable_tasks(catalog: SwitchboardBroker, queue: str) -> list[str]:
+    """The tasks a new job on `queue` may name: the catalog's, without `diagnostics.*` while the live
+    settings switch them off (jobs already queued still run)."""
+    tasks = catalog.tasks_for(queue)
+    if catalog.policies.diagnostics_enabled:
+        return tasks
+    return [task for task in tasks if not task.startswith("diagnostics.")]
 
 
 async def _read_queue_depths(store: JobStore) -> None:

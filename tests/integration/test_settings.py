@@ -363,3 +363,23 @@ async def test_a_queue_paused_through_settings_starts_no_jobs_until_resumed(
         ("queue_paused.analytics", "false"),
         ("queue_paused.analytics", "true"),
     ]
+
+
+async def test_the_diagnostics_switch_reaches_the_running_jobs_service_within_2_s(apis: Apis) -> None:
+    submit = jobs_pb2.SubmitJobRequest(queue="analytics", task="diagnostics.echo")
+    await apis.jobs.SubmitJob(submit)
+    off = await apis.settings.UpdateSettings(_update(0, settings_pb2.Settings(), "diagnostics_enabled"))
+    assert not off.diagnostics_enabled
+
+    async def refused() -> bool:
+        try:
+            await apis.jobs.SubmitJob(submit)
+        except grpc.aio.AioRpcError as error:
+            assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+            return True
+        return False
+
+    await eventually(refused, bool, timeout=2, what="new diagnostics jobs refused")
+    on = settings_pb2.Settings(diagnostics_enabled=True)
+    await apis.settings.UpdateSettings(_update(1, on, "diagnostics_enabled"))
+    await eventually(lambda: refused(), lambda no: not no, timeout=2, what="diagnostics jobs accepted again")
