@@ -1,4 +1,9 @@
-"""`python -m devstack`, what `make run` runs: Redis if none answers, every service, Envoy."""
+"""`python -m devstack`, what `make run` runs: Redis if none answers, every service, Envoy, supervised.
+
+A process of the stack that exits is restarted with backoff (`devstack.supervisor`) while the rest keep
+running; only Ctrl-C or SIGTERM to the launcher stops everything: each child gets SIGTERM, then SIGKILL
+after its grace.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +20,10 @@ from devstack.processes import StartError
 from devstack.redis import RedisServer
 from devstack.services import REPO_ROOT
 from devstack.stack import Stack
+from devstack.supervisor import Supervised, Supervisor
 from services.gateway.config import split_address
 from services.gateway.settings import GatewaySettings
+from services.runtime.logs import configure_logging
 from services.runtime.settings import ConfigurationError, RedisSettings, load_settings
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
@@ -25,7 +32,7 @@ log = logging.getLogger("devstack")
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="devstack: %(message)s")
+    configure_logging("devstack", "INFO")
     try:
         redis_settings = load_settings(RedisSettings)
         gateway = load_settings(GatewaySettings)
@@ -67,23 +74,23 @@ def main() -> int:
         return 1
 
     _print_summary(stack, redis_settings, gateway)
-    exit_code = 0
-    while not stop.wait(0.5):
-        processes = [s.process for s in stack.services.values()] + [w.process for w in stack.workers]
-        if stack.envoy is not None:
-            processes.append(stack.envoy.process)
-        dead = [process for process in processes if not process.running]
-        if dead:
-            for process in dead:
-                log.error("%s exited unexpectedly; its log:\n%s", process.name, process.log_tail())
-            exit_code = 1
-            break
+    Supervisor(_supervised(stack, own_redis)).run(stop)
     log.info("stopping")
     stack.stop()
     if own_redis:
         own_redis.stop()
     log.info("stopped")
-    return exit_code
+    return 0
+
+
+def _supervised(stack: Stack, own_redis: RedisServer | None) -> list[Supervised]:
+    units = [Supervised(s.process, s.restart) for s in stack.services.values()]
+    units += [Supervised(w.process, w.restart) for w in stack.workers]
+    if stack.envoy is not None:
+        units.append(Supervised(stack.envoy.process, stack.envoy.restart))
+    if own_redis is not None:
+        units.append(Supervised(own_redis.process, own_redis.launch))
+    return units
 
 
 def _redis_answers(settings: RedisSettings) -> bool:

@@ -50,6 +50,10 @@ class EnvoyProcess:
         )
         self.process.wait_until(self._ready, timeout=timeout, what="/ready")
 
+    def restart(self) -> None:
+        """Starts Envoy again on the same config, without waiting for it to be ready."""
+        self.process.start()
+
     def stop(self) -> int | None:
         return self.process.stop(timeout=10)
 

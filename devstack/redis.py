@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import redis
@@ -16,15 +17,7 @@ class RedisServer:
         self.port = port
         self.data_dir = data_dir
         self.appendonly = appendonly
-        self._process: ManagedProcess | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self, timeout: float = 10.0) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._process = ManagedProcess(
+        self.process = ManagedProcess(
             "redis",
             [
                 "redis-server",
@@ -37,8 +30,19 @@ class RedisServer:
             ],
             log_path=self.data_dir / "redis.log",
         )  # fmt: skip
-        self._process.start()
-        self._process.wait_until(self.ping, timeout=timeout, what="PING answer")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> None:
+        self.launch()
+        self.process.wait_until(self.ping, timeout=timeout, what="PING answer")
+
+    def launch(self) -> None:
+        """Starts redis-server without waiting for it to answer."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.process.start()
 
     def ping(self) -> bool | None:
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2, socket_timeout=0.5)
@@ -51,12 +55,23 @@ class RedisServer:
         return redis.Redis(port=self.port, socket_timeout=2)
 
     def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop()
+        self.process.stop()
 
     def kill(self) -> None:
-        if self._process is not None:
-            self._process.kill()
+        self.process.kill()
+
+    def pause(self) -> None:
+        """Stalls Redis (SIGSTOP): connections stay open and nothing answers, as on a hung server."""
+        self._running_process().signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Lets a paused Redis go on (SIGCONT), with its memory and connections as they were."""
+        self._running_process().signal(signal.SIGCONT)
+
+    def _running_process(self) -> ManagedProcess:
+        if not self.process.running:
+            raise RuntimeError("this redis-server is not running")
+        return self.process
 
     def restart(self) -> None:
         self.stop()

@@ -47,6 +47,12 @@ class ServiceProcess:
         self._port_file.unlink(missing_ok=True)
         self.process.start()
 
+    def restart(self) -> None:
+        """Starts the process again on the port it had, so that Envoy and its peers find it there."""
+        if self.port:
+            self.process.env = {**(self.process.env or {}), "GRPC_PORT": str(self.port)}
+        self.start()
+
     def wait_ready(self, timeout: float = 30.0, *, serving: bool = True) -> None:
         """Waits for the port file, then for health to answer (SERVING, unless `serving` is False)."""
         self.port = self.process.wait_until(self._read_port, timeout=timeout, what="port file")

@@ -43,5 +43,8 @@ class WorkerProcess:
     def start(self) -> None:
         self.process.start()
 
+    def restart(self) -> None:
+        self.process.start()
+
     def stop(self, timeout: float = 15.0) -> int | None:
         return self.process.stop(timeout)

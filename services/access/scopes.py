@@ -49,6 +49,7 @@ REQUIREMENTS: Mapping[str, Requirement] = {
     f"/{_JOBS}/PauseQueue": Scope.ADMIN,
     f"/{_JOBS}/ResumeQueue": Scope.ADMIN,
     f"/{_JOBS}/CleanQueue": Scope.ADMIN,
+    f"/{_JOBS}/ListWorkers": Scope.JOBS_READ,
     f"/{_LIMITS}/ListRules": Scope.RATELIMIT_CHECK,
     f"/{_LIMITS}/PutRule": Scope.ADMIN,
     f"/{_LIMITS}/DeleteRule": Scope.ADMIN,

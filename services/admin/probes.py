@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 from redis.asyncio import Redis
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.admin.connection import Probe
 from services.runtime.channels import check_health
 
 
-def redis_probe(redis: Redis, address: str) -> Probe:
+def redis_probe(redis: Redis, address: str, *, deadline_seconds: float) -> Probe:
+    """PING and the server's version, within the Redis deadline every API call has."""
+
     async def probe() -> str:
-        await redis.ping()
-        info = await redis.info("server")
+        try:
+            async with asyncio.timeout(deadline_seconds):
+                await redis.ping()
+                info = await redis.info("server")
+        except TimeoutError:
+            raise RedisTimeoutError(
+                f"Redis at {address} did not answer within {deadline_seconds:g} s"
+            ) from None
         return f"redis {info.get('redis_version', '?')} at {address}"
 
     return probe

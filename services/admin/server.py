@@ -31,7 +31,11 @@ _SIBLINGS = {
 async def build(settings: AdminSettings, context: ServiceContext) -> Sequence[ServiceBinding]:
     timeout = settings.connection_test_timeout_seconds
     addresses = settings.peers.by_service()
-    probes: dict[str, Probe | None] = {"redis": redis_probe(context.redis, settings.redis.address)}
+    probes: dict[str, Probe | None] = {
+        "redis": redis_probe(
+            context.redis, settings.redis.address, deadline_seconds=settings.redis.call_deadline_seconds
+        )
+    }
     for check_name, (peer, service) in _SIBLINGS.items():
         channel = open_channel(addresses[peer], default_timeout=timeout)
         context.exit_stack.push_async_callback(channel.close)

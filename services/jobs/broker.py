@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections.abc import AsyncGenerator, Sequence
 from functools import partial
 
@@ -33,12 +34,14 @@ from services.jobs.message import FORMATTER
 from services.jobs.persistence import persist
 from services.jobs.policy_source import PolicySource
 from services.jobs.queues import PolicyBook
+from services.jobs.registry import WorkerRecord, WorkerRegistry, code_version
 from services.jobs.result_backend import DEFAULT_MAX_RESULT_BYTES, InFlight, JobResultBackend
 from services.jobs.store import ClaimedJob, JobStore
 from services.jobs.submission import Submission, validate_submission
 from services.jobs.throttles import RulesReader, ThrottleBook
 from services.jobs.timeout_middleware import AttemptTimeoutMiddleware
 from services.jobs.worker.cancellations import listen_for_cancellations
+from services.jobs.worker.heartbeat import Heartbeat
 from services.jobs.worker.leases import LeaseKeeper
 from services.jobs.worker.maintenance import Maintenance
 from services.runtime import background
@@ -67,6 +70,7 @@ class SwitchboardBroker(AsyncBroker):
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
         on_loop_death: background.DeathReport | None = None,
+        heartbeat_interval_seconds: float = 1.0,
     ) -> None:
         """`fetch_rules` reads the rate-limit rules (name → throttle) for queues whose policy names one.
         `on_loop_death` is told if a background loop ever ends (by default the worker stops taking jobs)."""
@@ -91,6 +95,8 @@ class SwitchboardBroker(AsyncBroker):
         self.loop_death: str | None = None
         self.loop_died = asyncio.Event()
         self._tasks_per_queue: dict[str, list[str]] = {}
+        self._heartbeat_interval = heartbeat_interval_seconds
+        self._heartbeat: Heartbeat | None = None
 
     # --- submitting (taskiq's `.kiq()`) ------------------------------------------------------------
 
@@ -163,6 +169,7 @@ class SwitchboardBroker(AsyncBroker):
         if self.is_worker_process:
             await self.refresh_policies()
             await self.refresh_throttles()
+            self._heartbeat = self._registration()
             leases = LeaseKeeper(self.store, self.policies, self._backend.in_flight)
             maintenance = Maintenance(
                 self.store, self.policies, self.queues, time_slice_seconds=self._maintenance_interval / 2
@@ -189,10 +196,37 @@ class SwitchboardBroker(AsyncBroker):
                     partial(listen_for_cancellations, self.store, self._backend.in_flight),
                     interval_seconds=0.5,
                 ),
+                "heartbeat": background.run_every(
+                    "heartbeat", self._heartbeat.beat_once, interval_seconds=self._heartbeat_interval
+                ),
             }
             self._background = [
                 background.start(name, loop, on_death=self._on_loop_death) for name, loop in loops.items()
             ]
+
+    def _registration(self) -> Heartbeat:
+        """This worker in the registry (services.jobs.registry): the API accepts the tasks it runs."""
+        started_at_ms = int(time.time() * 1000)
+        version = code_version()
+
+        def record() -> WorkerRecord:
+            return WorkerRecord(
+                id=self.worker_id,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                queues=self.queues,
+                tasks=self._tasks_per_queue,
+                capacity=self.capacity,
+                started_at_ms=started_at_ms,
+                version=version,
+            )
+
+        record().check_bounds()
+        return Heartbeat(
+            WorkerRegistry(self.store.redis, self.store.prefix),
+            record,
+            interval_seconds=self._heartbeat_interval,
+        )
 
     def _stop_on_loop_death(self, name: str, why: BaseException) -> None:
         """A worker without its leases or reclaim must not go on taking jobs: it stops, so its process
@@ -208,8 +242,14 @@ class SwitchboardBroker(AsyncBroker):
         for task in self._background:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.leave_registry()
         await self.release_unfinished()
         await super().shutdown()
+
+    async def leave_registry(self) -> None:
+        """Removes this worker from the registry and stops its heartbeat: it is stopping."""
+        if self._heartbeat is not None:
+            await self._heartbeat.deregister()
 
     async def release_unfinished(self) -> None:
         """Hands the jobs still running here back to their queues (a stop, not a failure)."""

@@ -1,4 +1,8 @@
-"""The Jobs API's domain: submit with validation, read, list, cancel, retry, and manage queues."""
+"""The Jobs API's domain: submit with validation, read, list, cancel, retry, manage queues, list workers.
+
+A submitted job may name a task the code knows or one a live worker registered (services.jobs.registry):
+a team's task modules are imported into its workers only.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from dataclasses import dataclass
 from services.jobs import metrics
 from services.jobs.model import Job, JobState
 from services.jobs.queues import QUEUE_NAMES, PolicyBook, QueuePolicy
+from services.jobs.registry import LiveWorkers, WorkerRecord, WorkersView
 from services.jobs.store import JobStore
 from services.jobs.submission import JOB_ID_PATTERN, Submission, known_queue, validate_submission, within
 from services.runtime.errors import InvalidArgumentError
@@ -26,6 +31,8 @@ class QueueInfo:
     paused: bool
     counts: dict[JobState, int]
     policy: QueuePolicy
+    workers: int
+    """Live workers serving the queue."""
 
 
 class JobManager:
@@ -35,11 +42,15 @@ class JobManager:
         policies: PolicyBook,
         *,
         tasks_for: Callable[[str], Sequence[str]],
+        workers: LiveWorkers,
         max_payload_bytes: int,
     ) -> None:
+        """`tasks_for`: the tasks the code knows per queue; `workers`: the registry's cached view, kept
+        fresh by the caller (`LiveWorkers.refresh` in a background loop), adds the live workers' tasks."""
         self._store = store
         self._policies = policies
-        self._tasks_for = tasks_for
+        self._workers = workers
+        self._tasks_for = _switched_on(workers.tasks_with(tasks_for), policies)
         self._max_payload_bytes = max_payload_bytes
 
     async def submit(self, request: SubmitRequest) -> Job:
@@ -88,16 +99,27 @@ class JobManager:
         return await self._store.retry(_required_id(job_id))
 
     async def queues(self) -> list[QueueInfo]:
-        return [await self.queue(name) for name in QUEUE_NAMES]
+        workers = await self._workers.refresh()
+        return [await self.queue(name, workers) for name in QUEUE_NAMES]
 
-    async def queue(self, name: str) -> QueueInfo:
+    async def queue(self, name: str, workers: WorkersView | None = None) -> QueueInfo:
         queue = known_queue(name)
+        if workers is None:
+            workers = await self._workers.refresh()
         return QueueInfo(
             name=queue,
             paused=await self._store.is_paused(queue),
             counts=await self._store.counts(queue),
             policy=self._policies[queue],
+            workers=workers.serving(queue),
         )
+
+    async def list_workers(self, *, queue: str) -> list[WorkerRecord]:
+        """The live workers (serving `queue`, if given), the most recent heartbeat first."""
+        if queue:
+            known_queue(queue)
+        workers = (await self._workers.refresh()).workers
+        return [worker for worker in workers if not queue or queue in worker.queues]
 
     async def pause(self, name: str, paused: bool) -> QueueInfo:
         await self._store.set_paused(known_queue(name), paused)
@@ -122,3 +144,18 @@ def _required_id(job_id: str) -> str:
     if not JOB_ID_PATTERN.match(job_id):
         raise InvalidArgumentError.for_field("id", "not a job id: 1 to 128 letters, digits and . _ : -")
     return job_id
+
+
+def _switched_on(
+    tasks_for: Callable[[str], Sequence[str]], policies: PolicyBook
+) -> Callable[[str], list[str]]:
+    """`tasks_for` without the `diagnostics.*` tasks while the live settings switch them off (jobs already
+    queued still run)."""
+
+    def submittable(queue: str) -> list[str]:
+        tasks = list(tasks_for(queue))
+        if policies.diagnostics_enabled:
+            return tasks
+        return [task for task in tasks if not task.startswith("diagnostics.")]
+
+    return submittable

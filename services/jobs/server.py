@@ -12,6 +12,7 @@ from services.jobs.broker import SwitchboardBroker
 from services.jobs.catalog import register_tasks
 from services.jobs.manager import JobManager
 from services.jobs.queues import QUEUE_NAMES, PolicyBook
+from services.jobs.registry import LiveWorkers, WorkerRegistry
 from services.jobs.servicer import JobsServicer
 from services.jobs.settings import JobsSettings
 from services.jobs.store import JobStore
@@ -19,6 +20,7 @@ from services.runtime.server import ServiceBinding, ServiceContext
 from switchboard.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 
 POLICY_REFRESH_SECONDS = 1.0
+WORKERS_REFRESH_SECONDS = 1.0
 
 
 async def build(settings: JobsSettings, context: ServiceContext) -> Sequence[ServiceBinding]:
@@ -34,6 +36,9 @@ async def build(settings: JobsSettings, context: ServiceContext) -> Sequence[Ser
         partial(catalog.policy_source.follow, reread_seconds=POLICY_REFRESH_SECONDS),
         interval_seconds=POLICY_REFRESH_SECONDS,
     )
+    # SubmitJob also accepts the tasks live workers registered; it reads this view, not Redis.
+    workers = LiveWorkers(WorkerRegistry(context.redis, settings.jobs_key_prefix))
+    context.run_in_background("workers", workers.refresh, interval_seconds=WORKERS_REFRESH_SECONDS)
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
         context.run_in_background(
@@ -44,7 +49,8 @@ async def build(settings: JobsSettings, context: ServiceContext) -> Sequence[Ser
     manager = JobManager(
         store,
         catalog.policies,
-        tasks_for=partial(_submittable_tasks, catalog),
+        tasks_for=catalog.tasks_for,
+        workers=workers,
         max_payload_bytes=settings.max_payload_bytes,
     )
     return [
@@ -54,15 +60,6 @@ async def build(settings: JobsSettings, context: ServiceContext) -> Sequence[Ser
             JobsServicer(manager),
         )
     ]
-
-
-def _submittable_tasks(catalog: SwitchboardBroker, queue: str) -> list[str]:
-    """The tasks a new job on `queue` may name: the catalog's, without `diagnostics.*` while the live
-    settings switch them off (jobs already queued still run)."""
-    tasks = catalog.tasks_for(queue)
-    if catalog.policies.diagnostics_enabled:
-        return tasks
-    return [task for task in tasks if not task.startswith("diagnostics.")]
 
 
 async def _read_queue_depths(store: JobStore) -> None:

@@ -10,6 +10,7 @@ from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 from services.jobs.manager import JobManager, QueueInfo, SubmitRequest
 from services.jobs.model import AttemptError, Job, JobState
 from services.jobs.queues import BackoffType, QueuePolicy, Retention
+from services.jobs.registry import WorkerRecord
 from switchboard.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 
 _STATE_TO_PROTO = {
@@ -107,6 +108,12 @@ class JobsServicer(jobs_pb2_grpc.JobsServiceServicer):
         )
         return jobs_pb2.CleanQueueResponse(removed=removed)
 
+    async def ListWorkers(
+        self, request: jobs_pb2.ListWorkersRequest, context: grpc.aio.ServicerContext
+    ) -> jobs_pb2.ListWorkersResponse:
+        workers = await self._jobs.list_workers(queue=request.queue)
+        return jobs_pb2.ListWorkersResponse(workers=[_worker_to_proto(worker) for worker in workers])
+
 
 def job_to_proto(job: Job) -> jobs_pb2.Job:
     message = jobs_pb2.Job(
@@ -161,6 +168,21 @@ def _queue_to_proto(queue: QueueInfo) -> jobs_pb2.Queue:
         paused=queue.paused,
         counts=jobs_pb2.QueueCounts(**counts),
         policy=_policy_to_proto(queue.policy),
+        workers=queue.workers,
+    )
+
+
+def _worker_to_proto(worker: WorkerRecord) -> jobs_pb2.Worker:
+    return jobs_pb2.Worker(
+        id=worker.id,
+        host=worker.host,
+        pid=worker.pid,
+        queues=list(worker.queues),
+        tasks=worker.task_names,
+        capacity=worker.capacity,
+        started_at=_timestamp(worker.started_at_ms),
+        version=worker.version,
+        last_heartbeat_at=_timestamp(worker.heartbeat_at_ms),
     )
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import Field, field_validator
 
 from services.jobs.queues import QUEUE_NAMES
 from services.runtime.settings import PeerAddresses, ServiceSettings
+
+MODULE_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+MAX_TASK_MODULES = 50
 
 
 class JobsSettings(ServiceSettings):
@@ -26,6 +31,14 @@ class WorkerSettings(JobsSettings):
     peers: PeerAddresses = Field(default_factory=PeerAddresses)
     queues: str = Field(default=",".join(QUEUE_NAMES), description="Comma-separated queues to serve.")
     maintenance_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    worker_task_modules: str = Field(
+        default="",
+        max_length=4096,
+        description="Comma-separated modules of the team's own tasks to import, e.g. myapp.tasks.",
+    )
+    heartbeat_interval_seconds: float = Field(
+        default=1.0, gt=0, le=10, description="The registry heartbeat; 3 missed and the worker is dead."
+    )
 
     @field_validator("queues")
     @classmethod
@@ -36,6 +49,21 @@ class WorkerSettings(JobsSettings):
             raise ValueError(f"unknown queue(s) {unknown}; use some of {', '.join(QUEUE_NAMES)}")
         return ",".join(names)
 
+    @field_validator("worker_task_modules")
+    @classmethod
+    def _module_names(cls, value: str) -> str:
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        bad = [name for name in names if not MODULE_NAME_PATTERN.match(name)]
+        if bad:
+            raise ValueError(f"not module name(s): {bad}; use dotted names such as myapp.tasks")
+        if len(names) > MAX_TASK_MODULES:
+            raise ValueError(f"{len(names)} modules; at most {MAX_TASK_MODULES}")
+        return ",".join(names)
+
     @property
     def queue_list(self) -> list[str]:
         return self.queues.split(",")
+
+    @property
+    def task_module_list(self) -> list[str]:
+        return self.worker_task_modules.split(",") if self.worker_task_modules else []

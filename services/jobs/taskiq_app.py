@@ -6,7 +6,7 @@ the environment, as for every process.
 """
 
 from services.jobs.broker import SwitchboardBroker
-from services.jobs.catalog import register_tasks
+from services.jobs.catalog import import_task_modules, register_tasks
 from services.jobs.queues import PolicyBook
 from services.jobs.settings import WorkerSettings
 from services.jobs.store import JobStore
@@ -22,5 +22,7 @@ broker = SwitchboardBroker(
     maintenance_interval_seconds=_settings.maintenance_interval_seconds,
     max_payload_bytes=_settings.max_payload_bytes,
     max_result_bytes=_settings.max_result_bytes,
+    heartbeat_interval_seconds=_settings.heartbeat_interval_seconds,
 )
+import_task_modules(_settings.task_module_list)
 register_tasks(broker, diagnostics_enabled=_settings.diagnostics_enabled)

@@ -1,8 +1,15 @@
 """The scope every RPC of ours runs in: a request id per call, domain errors to gRPC status.
 
 Servicers and domain code raise `SwitchboardError`s; this is the only place they become status codes.
-An unexpected exception is logged once, with the method and request id, and answered as INTERNAL
-without leaking its text.
+Redis failing a call (any `RedisError`: refused, reset, timed out, loading, read-only) and a call that runs
+out of its deadline are UNAVAILABLE, with a message that says to retry: the caller can do nothing about
+them but wait. An unexpected exception is logged once, with the method and request id, and answered as
+INTERNAL without leaking its text.
+
+A call of a service that needs Redis runs under a deadline (`REDIS_CALL_DEADLINE_SECONDS`): its whole
+Redis time, pool wait and retries included, is bounded, so a stalled Redis costs a caller at most that
+long. Such a call does nothing but Redis and a little CPU, so the deadline is put around all of it
+(`services.runtime.call_deadlines`: one watchdog, not a timer per call).
 
 The scope is put around each servicer method once, when the service is registered
 (`with_call_scope`), rather than by a server interceptor: grpc.aio runs an interceptor on every call and
@@ -11,6 +18,7 @@ it must build a new method handler each time, a cost every rate-limit check woul
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,8 +26,12 @@ from typing import Any
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_status import rpc_status
+from redis.exceptions import BusyLoadingError, ReadOnlyError, RedisError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from services.runtime.errors import SwitchboardError
+from services.runtime.call_deadlines import CallDeadlines
+from services.runtime.errors import SwitchboardError, UnavailableError
 from services.runtime.request_context import (
     REQUEST_ID_HEADER,
     bind_request_id,
@@ -32,13 +44,22 @@ logger = logging.getLogger(__name__)
 
 _UnaryBehaviour = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
+# What a caller is told to wait before trying again when Redis fails its call.
+REDIS_RETRY_AFTER_SECONDS = 1.0
+# Redis's replies that mean "not now" (a replica being promoted, a restart loading its data), not a bug.
+_TRANSIENT_REPLIES = (BusyLoadingError, ReadOnlyError)
+
 
 class _ScopedServicer:
     """Stands in for a servicer when it is registered: the same RPC methods, each inside the scope."""
 
 
-def with_call_scope(servicer: object, descriptor: ServiceDescriptor) -> Any:
-    """`servicer`'s RPCs of `descriptor`, each binding its request id and mapping what it raises."""
+def with_call_scope(
+    servicer: object, descriptor: ServiceDescriptor, *, deadline_seconds: float | None = None
+) -> Any:
+    """`servicer`'s RPCs of `descriptor`, each binding its request id and mapping what it raises; with
+    `deadline_seconds`, each call that takes longer is ended as UNAVAILABLE."""
+    deadlines = CallDeadlines(deadline_seconds) if deadline_seconds is not None else None
     scoped = _ScopedServicer()
     for method in descriptor.methods:
         behaviour = getattr(servicer, method.name)
@@ -46,7 +67,7 @@ def with_call_scope(servicer: object, descriptor: ServiceDescriptor) -> Any:
         if method.client_streaming or method.server_streaming:
             # None of our RPCs streams; one that does needs a scope that wraps its iterator.
             raise TypeError(f"{full_name} streams: the call scope wraps unary RPCs only")
-        scoped.__dict__[method.name] = _wrap_unary(behaviour, full_name)
+        scoped.__dict__[method.name] = _wrap_unary(behaviour, full_name, deadlines)
     return scoped
 
 
@@ -57,18 +78,44 @@ def _incoming_request_id(context: grpc.aio.ServicerContext) -> str:
     return new_request_id()
 
 
-def _wrap_unary(behaviour: _UnaryBehaviour, method: str) -> _UnaryBehaviour:
-    async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+def _wrap_unary(behaviour: _UnaryBehaviour, method: str, deadlines: CallDeadlines | None) -> _UnaryBehaviour:
+    if deadlines is None:
+
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            request_id = _incoming_request_id(context)
+            token = bind_request_id(request_id)
+            try:
+                return await behaviour(request, context)
+            except Exception as error:
+                await _answer(context, error, method, request_id)
+            finally:
+                reset_request_id(token)
+
+        return wrapped
+
+    async def wrapped_with_deadline(request: Any, context: grpc.aio.ServicerContext) -> Any:
         request_id = _incoming_request_id(context)
         token = bind_request_id(request_id)
+        task = asyncio.current_task()
+        assert task is not None  # grpc.aio runs each call in a task of its own
+        deadlines.start(task)
         try:
             return await behaviour(request, context)
-        except Exception as error:
-            await _answer(context, error, method, request_id)
+        except BaseException as error:
+            if deadlines.finish(task):
+                task.uncancel()  # the deadline's cancellation, answered here
+                failure: Exception = _deadline_exceeded(deadlines.seconds)
+            elif isinstance(error, Exception):
+                failure = error
+            else:
+                raise  # the client cancelled, or the server is stopping
+            await _answer(context, failure, method, request_id)
         finally:
+            if deadlines.finish(task):
+                task.uncancel()  # cut as it was answering: the answer stands
             reset_request_id(token)
 
-    return wrapped
+    return wrapped_with_deadline
 
 
 async def _answer(context: grpc.aio.ServicerContext, error: Exception, method: str, request_id: str) -> None:
@@ -79,6 +126,11 @@ async def _answer(context: grpc.aio.ServicerContext, error: Exception, method: s
         raise error
     elif isinstance(error, NotImplementedError):
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented yet")
+    elif (unavailable := _unavailable_for(error)) is not None:
+        if isinstance(error, ResponseError) and not isinstance(error, _TRANSIENT_REPLIES):
+            # Redis answered, and refused: it may be down to us (a script's bug), so keep the whole story.
+            logger.error("Redis refused a command", exc_info=error, extra={"method": method})
+        await _abort(context, unavailable, method, cause=error)
     else:
         logger.error("unexpected error", exc_info=error, extra={"method": method})
         await context.abort(
@@ -86,7 +138,40 @@ async def _answer(context: grpc.aio.ServicerContext, error: Exception, method: s
         )
 
 
-async def _abort(context: grpc.aio.ServicerContext, error: SwitchboardError, method: str) -> None:
-    logger.info("call failed: %s", error.message, extra={"method": method, "reason": error.reason})
+def _unavailable_for(error: BaseException) -> UnavailableError | None:
+    """The UNAVAILABLE error a failure of Redis, or a timeout, stands for; None for anything else.
+
+    The message is the caller's: it says what happened and to retry, never Redis's address or reply.
+    """
+    if isinstance(error, RedisTimeoutError | TimeoutError):
+        message, reason = "Redis did not answer in time; retry in a moment", "REDIS_TIMEOUT"
+    elif isinstance(error, RedisConnectionError) and not isinstance(error, BusyLoadingError):
+        message, reason = "Redis is unreachable; retry in a moment", "REDIS_UNREACHABLE"
+    elif isinstance(error, RedisError):
+        message, reason = "Redis could not serve this call right now; retry in a moment", "REDIS_UNAVAILABLE"
+    else:
+        return None
+    return UnavailableError(message, reason=reason, retry_after_seconds=REDIS_RETRY_AFTER_SECONDS)
+
+
+def _deadline_exceeded(deadline_seconds: float) -> UnavailableError:
+    return UnavailableError(
+        f"Redis did not answer within this call's deadline of {deadline_seconds:g} s; retry in a moment",
+        reason="REDIS_DEADLINE_EXCEEDED",
+        retry_after_seconds=REDIS_RETRY_AFTER_SECONDS,
+    )
+
+
+async def _abort(
+    context: grpc.aio.ServicerContext,
+    error: SwitchboardError,
+    method: str,
+    *,
+    cause: BaseException | None = None,
+) -> None:
+    extra: dict[str, object] = {"method": method, "reason": error.reason}
+    if cause is not None:
+        extra["cause"] = f"{type(cause).__name__}: {cause}"[:500]
+    logger.info("call failed: %s", error.message, extra=extra)
     status = rpc_status.to_status(to_rpc_status(error))
     await context.abort(status.code, status.details, trailing_metadata=status.trailing_metadata)

@@ -13,8 +13,10 @@ would hold up or confuse every command queued behind it: those stay on the redis
 Failures raise redis-py's own exceptions, so callers handle both clients alike. A command whose
 connection is lost, or cannot be opened, is tried again on a new one up to `retries` times after a short
 backoff, as redis-py's pool does: it may then run twice, so paths that must not (a rate-limit check) use
-`retries=0`. A command waits at most `timeout_seconds`, then raises `TimeoutError`; a
-connection whose oldest reply is that late is treated as dead and replaced at the next command. At most
+`retries=0`. A command waits at most `timeout_seconds` (or its own shorter `wait_seconds`), opening a
+connection included, then raises `TimeoutError`; a connection whose oldest reply is that late is treated
+as dead and replaced at the next command. Opening one is a single attempt shared by every caller, bounded
+by `timeout_seconds`: a caller in a hurry stops waiting for it, the attempt goes on for the next. At most
 `max_in_flight` commands wait for replies; one more fails at once with `TimeoutError`. Used under a new
 event loop (one after another, never at once), a mux opens a new connection there.
 """
@@ -72,7 +74,7 @@ class RedisMux:
         self._max_in_flight = max_in_flight
         self._timeout = settings.timeout_seconds
         self._link: _Link | None = None
-        self._connecting: asyncio.Lock | None = None
+        self._connecting: asyncio.Task[_Link] | None = None
         self._connecting_loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
@@ -82,7 +84,7 @@ class RedisMux:
 
     async def execute(self, *command: Argument, wait_seconds: float | None = None) -> Any:
         """Sends one command and returns its reply (bytes, int, None or a list of those); waits at most
-        `wait_seconds` (default: the settings' `timeout_seconds`) for each try."""
+        `wait_seconds` (default: the settings' `timeout_seconds`) for each try, connecting included."""
         attempt = 0
         while True:
             try:
@@ -99,14 +101,18 @@ class RedisMux:
 
     async def aclose(self) -> None:
         self._closed = True
+        if self._connecting is not None and self._connecting_loop is asyncio.get_running_loop():
+            self._connecting.cancel()
         if self._link is not None:
             self._link.close()
             self._link = None
 
     async def _execute_once(self, command: Sequence[Argument], wait_seconds: float) -> Any:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
         link = self._link
         if link is None or not link.healthy(self._timeout):
-            link = await self._reconnect()
+            link = await self._connected(loop, wait_seconds)
         if link.in_flight >= self._max_in_flight:
             raise RedisTimeoutError(
                 f"Redis at {self.address} is not keeping up: {link.in_flight} commands already wait for "
@@ -114,33 +120,47 @@ class RedisMux:
             )
         reply = link.send(command)
         try:
-            async with asyncio.timeout(wait_seconds):
+            async with asyncio.timeout_at(deadline):
                 return await reply
         except TimeoutError:
             raise RedisTimeoutError(
                 f"Redis at {self.address} did not answer {_name(command)} within {wait_seconds:g} s"
             ) from None
 
-    async def _reconnect(self) -> _Link:
+    async def _connected(self, loop: asyncio.AbstractEventLoop, wait_seconds: float) -> _Link:
+        """A healthy link, from the connection attempt under way or a new one; waits at most
+        `wait_seconds` for it when that is shorter than the attempt's own bound."""
         if self._closed:
             raise RedisConnectionError("this Redis connection was closed")
-        loop = asyncio.get_running_loop()
-        if self._connecting is None or self._connecting_loop is not loop:
-            self._connecting, self._connecting_loop = asyncio.Lock(), loop
-        async with self._connecting:
-            if self._link is not None:
-                if self._link.healthy(self._timeout):
-                    return self._link  # another caller reconnected while this one waited
-                self._link.close()
-                self._link = None
-            try:
-                async with asyncio.timeout(self._timeout):
-                    self._link = await self._open()
-            except AuthenticationError:
-                raise
-            except (OSError, TimeoutError, RedisConnectionError) as error:
-                raise RedisConnectionError(f"cannot connect to Redis at {self.address}: {error}") from error
-            return self._link
+        attempt = self._connecting
+        if attempt is None or attempt.done() or self._connecting_loop is not loop:
+            attempt = loop.create_task(self._reconnect())
+            attempt.add_done_callback(_forget_outcome)
+            self._connecting, self._connecting_loop = attempt, loop
+        if wait_seconds >= self._timeout:
+            return await asyncio.shield(attempt)  # the attempt ends within timeout_seconds by itself
+        try:
+            async with asyncio.timeout(wait_seconds):
+                return await asyncio.shield(attempt)
+        except TimeoutError:
+            raise RedisTimeoutError(
+                f"Redis at {self.address} did not accept a connection within {wait_seconds:g} s"
+            ) from None
+
+    async def _reconnect(self) -> _Link:
+        if self._link is not None:
+            if self._link.healthy(self._timeout):
+                return self._link
+            self._link.close()
+            self._link = None
+        try:
+            async with asyncio.timeout(self._timeout):
+                self._link = await self._open()
+        except AuthenticationError:
+            raise
+        except (OSError, TimeoutError, RedisConnectionError) as error:
+            raise RedisConnectionError(f"cannot connect to Redis at {self.address}: {error}") from error
+        return self._link
 
     async def _open(self) -> _Link:
         loop = asyncio.get_running_loop()
@@ -276,6 +296,12 @@ class _Link(asyncio.Protocol):
             waiter, _ = self._waiting.popleft()
             if not waiter.done():
                 waiter.set_exception(error)
+
+
+def _forget_outcome(attempt: asyncio.Task[_Link]) -> None:
+    """Marks a connection attempt's failure as seen: its callers may all have stopped waiting for it."""
+    if not attempt.cancelled():
+        attempt.exception()
 
 
 def _tls_context(settings: RedisSettings) -> ssl.SSLContext | None:

@@ -51,9 +51,15 @@ class ServiceBinding:
 
     name: str
     """Full proto name, e.g. `switchboard.jobs.v1.JobsService` (for health and reflection)."""
-    register: Callable[[grpc.aio.Server], None]
+    register: Callable[[grpc.aio.Server, float | None], None]
+    """Adds the service to a server; each call is bounded by the deadline given, if any."""
     needs_redis: bool = True
-    """False for a service that must keep answering while Redis is down."""
+    """False for a service that must keep answering while Redis is down: it stays SERVING when Redis
+    fails."""
+    redis_deadline: bool = True
+    """Each call is bounded by `REDIS_CALL_DEADLINE_SECONDS` and answers UNAVAILABLE past it: right for a
+    service whose calls do nothing slower than Redis. False for one whose calls wait on something else
+    (BigQuery, its siblings) for longer; it bounds those waits itself."""
 
     @classmethod
     def of(
@@ -63,13 +69,18 @@ class ServiceBinding:
         servicer: object,
         *,
         needs_redis: bool = True,
+        redis_deadline: bool | None = None,
     ) -> ServiceBinding:
         """Binds `servicer` with its generated `add_..._to_server` function and service descriptor; each
-        of its RPCs runs in the call scope (request id, errors to status)."""
+        of its RPCs runs in the call scope (request id, errors to status, the Redis deadline unless
+        `redis_deadline` is False; by default, a service that needs Redis has it)."""
         return cls(
             name=descriptor.full_name,
-            register=lambda server: add_to_server(with_call_scope(servicer, descriptor), server),
+            register=lambda server, deadline_seconds: add_to_server(
+                with_call_scope(servicer, descriptor, deadline_seconds=deadline_seconds), server
+            ),
             needs_redis=needs_redis,
+            redis_deadline=needs_redis if redis_deadline is None else redis_deadline,
         )
 
 
@@ -122,9 +133,11 @@ async def start_server(
     port: int = 0,
     health_interval_seconds: float = 1.0,
     redis_timeout_seconds: float = 1.0,
+    redis_call_deadline_seconds: float = 1.0,
     extra_probes: Mapping[str, Probe] | None = None,
 ) -> RunningServer:
-    """Starts a server with `bindings`, health and reflection; `port=0` picks a free port."""
+    """Starts a server with `bindings`, health and reflection; `port=0` picks a free port. Each call of a
+    binding that needs Redis is bounded by `redis_call_deadline_seconds`."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -133,7 +146,7 @@ async def start_server(
         ],
     )
     for binding in bindings:
-        binding.register(server)
+        binding.register(server, redis_call_deadline_seconds if binding.redis_deadline else None)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -202,6 +215,7 @@ async def _serve(name: str, settings: SettingsT, build: Build[SettingsT]) -> Non
             port=settings.grpc_port,
             health_interval_seconds=settings.health_check_interval_seconds,
             redis_timeout_seconds=settings.redis.timeout_seconds,
+            redis_call_deadline_seconds=settings.redis.call_deadline_seconds,
             extra_probes={"background_loops": context.check_loops},
         )
         if settings.port_file:

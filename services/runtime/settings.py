@@ -47,7 +47,16 @@ class RedisSettings(BaseSettings):
         description="Retries of a call that lost its connection (with a short backoff).",
     )
     pool_wait_seconds: float = Field(
-        default=2.0, gt=0, le=60, description="How long a call waits for a free pooled connection."
+        default=1.0, gt=0, le=60, description="How long a call waits for a free pooled connection."
+    )
+    call_deadline_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=30,
+        description=(
+            "The most Redis time one API call may take, pool wait and retries included; past it the call "
+            "answers UNAVAILABLE."
+        ),
     )
     # Managed Redis (Memorystore, ElastiCache, Azure Cache) speaks TLS; the server certificate and its
     # host name are always verified.

@@ -18,6 +18,7 @@ from services.jobs.broker import SwitchboardBroker
 from services.jobs.catalog import register_tasks
 from services.jobs.manager import JobManager
 from services.jobs.queues import QUEUE_NAMES, PolicyBook
+from services.jobs.registry import LiveWorkers, WorkerRegistry
 from services.jobs.store import JobStore
 from services.runtime.redis_mux import RedisMux
 from services.runtime.redis_pool import create_redis
@@ -48,6 +49,11 @@ class BlackHole:
         with self._changed:
             if not self._changed.wait_for(lambda: len(self._accepted) >= count, timeout):
                 raise TimeoutError(f"{len(self._accepted)} of {count} connections within {timeout} s")
+
+    @property
+    def connections(self) -> int:
+        with self._changed:
+            return len(self._accepted)
 
     def close(self) -> None:
         self._listener.close()
@@ -135,7 +141,13 @@ def build_manager(store: JobStore) -> JobManager:
     """The Jobs API's domain as the jobs service builds it (catalog of tasks, live policies)."""
     catalog = SwitchboardBroker(store, PolicyBook(), queues=QUEUE_NAMES)
     register_tasks(catalog, diagnostics_enabled=True)
-    return JobManager(store, catalog.policies, tasks_for=catalog.tasks_for, max_payload_bytes=1024 * 1024)
+    return JobManager(
+        store,
+        catalog.policies,
+        tasks_for=catalog.tasks_for,
+        workers=LiveWorkers(WorkerRegistry(store.redis, store.prefix)),
+        max_payload_bytes=1024 * 1024,
+    )
 
 
 @pytest.fixture

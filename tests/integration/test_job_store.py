@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 from redis.asyncio import Redis
 
 from devstack.redis import RedisServer
-from services.jobs.model import AttemptError, JobState
+from services.jobs.model import AttemptError, Job, JobState
 from services.jobs.store import ClaimedJob, JobStore, NothingToClaim
 from services.runtime.errors import ConflictError, FailedPreconditionError, NotFoundError
 from services.runtime.redis_mux import RedisMux
@@ -337,18 +337,30 @@ async def test_retry_and_cancel_answer_the_state_their_transition_produced(store
 
 
 async def test_listing_neither_ends_early_nor_repeats_while_jobs_are_removed_under_it(
-    store: JobStore,
+    store: JobStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for index in range(30):
         await _submit(store, f"job-{index:02}", queue="bigquery" if index % 3 == 0 else "analytics")
     expected = [f"job-{index:02}" for index in reversed(range(30))]
     first, token = await store.list_jobs(queues=["analytics", "bigquery"], state=None, page_size=5)
     assert [job.id for job in first] == expected[:5]
-    # Retention removes the next page's jobs (and more) between two page reads.
-    for job_id in expected[5:13]:
-        await store.cancel(job_id)
-    await store.remove_finished("analytics", JobState.CANCELLED, keep_count=0)
-    await store.remove_finished("bigquery", JobState.CANCELLED, keep_count=0)
+    read_jobs = store._get_many
+    removed = False
+
+    async def retention_runs_between_the_index_and_the_jobs(
+        queues: Sequence[str], job_ids: Sequence[str]
+    ) -> list[Job | None]:
+        # The race: the next page's index entries are read, then retention removes those jobs.
+        nonlocal removed
+        if not removed:
+            removed = True
+            for job_id in expected[5:13]:
+                await store.cancel(job_id)
+            await store.remove_finished("analytics", JobState.CANCELLED, keep_count=0)
+            await store.remove_finished("bigquery", JobState.CANCELLED, keep_count=0)
+        return await read_jobs(queues, job_ids)
+
+    monkeypatch.setattr(store, "_get_many", retention_runs_between_the_index_and_the_jobs)
     survivors = [job_id for job_id in expected[5:] if job_id not in expected[5:13]]
     seen: list[str] = []
     while token:

@@ -33,6 +33,8 @@ def cluster_port(tmp_path: Path) -> Iterator[int]:
         [
             "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path),
             "--save", "", "--cluster-enabled", "yes", "--cluster-config-file", str(tmp_path / "nodes.conf"),
+            # The bus port is port + 10000 unless named: a free port above 55535 would not fit.
+            "--cluster-port", str(free_port()),
         ],
         log_path=tmp_path / "redis.log",
     )  # fmt: skip

@@ -14,8 +14,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from taskiq.exceptions import SendTaskError
 
 from devstack.ports import free_port
 from devstack.processes import ManagedProcess
@@ -27,6 +29,7 @@ from services.jobs.manager import JobManager, SubmitRequest
 from services.jobs.model import Job, JobState
 from services.jobs.queues import QUEUE_NAMES, PolicyBook
 from services.jobs.store import JobStore
+from services.runtime.errors import InvalidArgumentError
 from services.runtime.redis_mux import RedisMux
 from services.runtime.redis_pool import create_redis
 from services.runtime.settings import RedisSettings
@@ -307,6 +310,61 @@ async def test_taskiq_kiq_submits_a_job_and_waits_for_its_result(store: JobStore
     result = await sent.wait_result(timeout=15, check_interval=0.02)
     assert result.return_value == {"hello": "taskiq"}
     assert (await store.get(sent.task_id)).queue == "bigquery"
+
+
+async def test_a_bad_settings_document_stops_neither_a_worker_nor_its_loops(
+    jobs: JobManager, store: JobStore, redis_client: Redis, key_prefix: str, workers: Workers
+) -> None:
+    # Written by hand, around the admin API's validation: it used to crash new workers at start and kill
+    # running workers' maintenance (reclaim, retention, policy refresh) without a word.
+    await redis_client.set(f"{key_prefix}:settings", '{"queue_policies": {"analytics": 5}}')
+    worker = workers.start("a")
+    first = await _submit(jobs, "diagnostics.echo")
+    await _wait_state(store, first.id, JobState.COMPLETED, timeout=15)
+    log = await asyncio.to_thread(worker.process.log_path.read_text)
+    assert "queue_policies.analytics" in log, "what is wrong is logged"
+    # The loops live on: a good document is applied, and its retention runs.
+    await store_policies(redis_client, key_prefix, {"analytics": {"remove_on_complete": {"count": 1}}})
+    for _ in range(3):
+        job = await _submit(jobs, "diagnostics.echo")
+        await _wait_state(store, job.id, JobState.COMPLETED, timeout=15)
+    await eventually(lambda: store.counts("analytics"), lambda counts: counts[JobState.COMPLETED] == 1,
+                     timeout=10, what="retention from the good document")  # fmt: skip
+
+
+async def test_kiq_gets_the_same_checks_as_submit_job(store: JobStore) -> None:
+    broker = SwitchboardBroker(store, PolicyBook(), queues=QUEUE_NAMES, max_payload_bytes=100)
+    register_tasks(broker, diagnostics_enabled=True)
+    echo = broker.find_task("diagnostics.echo")
+    assert echo is not None
+    refusals = [
+        (echo.kiq("positional"), "keyword arguments"),  # used to be dropped without a word
+        (echo.kicker().with_labels(queue="mail").kiq(x=1), "unknown queue 'mail'"),  # was a bare KeyError
+        (echo.kiq(blob="x" * 200), "over the limit of 100"),
+    ]
+    for sending, says in refusals:
+        with pytest.raises(SendTaskError) as raised:
+            await sending
+        # taskiq wraps what the broker raised; the cause is the same error SubmitJob gives.
+        assert isinstance(raised.value.__cause__, InvalidArgumentError)
+        assert says in str(raised.value.__cause__)
+    assert (await store.counts("analytics"))[JobState.WAITING] == 0, "nothing was submitted"
+
+
+async def test_a_result_over_the_bound_fails_the_job_at_once_saying_so(
+    jobs: JobManager, store: JobStore, workers: Workers
+) -> None:
+    workers.start("a", MAX_RESULT_BYTES="1000")
+    job = await jobs.submit(
+        SubmitRequest(
+            queue="analytics", task="diagnostics.echo", payload={"blob": "x" * 2000}, max_attempts=3
+        )
+    )
+    failed = await _wait_state(store, job.id, JobState.FAILED, timeout=15)
+    assert failed.error is not None
+    assert failed.error.type == "ResultTooLarge"
+    assert "over the limit of 1000" in failed.error.message
+    assert failed.attempts_made == 1, "not retried: the same task would return the same result"
 
 
 async def test_a_worker_without_the_task_leaves_its_job_to_one_that_has_it(

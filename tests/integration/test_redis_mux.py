@@ -49,8 +49,9 @@ async def test_a_caller_that_gave_up_does_not_shift_the_replies_of_the_next(redi
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.005):
             await busy(args=[3_000_000, "the busy script's reply"])
-    # The late reply arrives after this command was sent; it must go nowhere, not to this caller.
-    assert await redis_mux.execute("ECHO", "mine") == b"mine"
+    # The late reply arrives after this command was sent; it must go nowhere, not to this caller. (The
+    # wait is long: on a loaded machine the busy script can take seconds.)
+    assert await redis_mux.execute("ECHO", "mine", wait_seconds=30) == b"mine"
 
 
 async def test_a_script_is_loaded_again_after_redis_forgot_it(redis_mux: RedisMux) -> None:
@@ -119,6 +120,25 @@ async def test_a_server_that_never_answers_the_handshake_times_out(black_hole: B
     await unnamed.aclose()
 
 
+async def test_a_caller_in_a_hurry_waits_no_longer_for_a_connection_than_for_a_reply(
+    black_hole: BlackHole,
+) -> None:
+    """A stalled Redis accepts connections and never answers the handshake: a check with a 40 ms budget
+    must fail in about 40 ms, not after the connection's whole timeout, and not open a connection each."""
+    host, port = black_hole.address.rsplit(":", 1)
+    mux = RedisMux(
+        RedisSettings(host=host, port=int(port), timeout_seconds=2.0, retries=0), client_name="stalled"
+    )
+    for _ in range(5):
+        started = time.monotonic()
+        with pytest.raises(RedisTimeoutError, match=r"did not accept a connection within 0\.04 s"):
+            await mux.execute("PING", wait_seconds=0.04)
+        assert time.monotonic() - started < 0.3
+    black_hole.wait_for_connections(1)
+    assert black_hole.connections == 1, "the callers shared one connection attempt"
+    await mux.aclose()
+
+
 async def test_credentials_database_and_name_are_used(own_redis: RedisServer) -> None:
     admin = own_redis.client()
     admin.config_set("requirepass", "s3cret-for-this-test")
@@ -143,7 +163,8 @@ async def test_credentials_database_and_name_are_used(own_redis: RedisServer) ->
 
 
 async def test_commands_beyond_the_in_flight_bound_fail_at_once(redis_server: RedisServer) -> None:
-    mux = RedisMux(RedisSettings(port=redis_server.port), max_in_flight=5)
+    # A long timeout: five busy scripts in a row can take seconds on a loaded machine.
+    mux = RedisMux(RedisSettings(port=redis_server.port, timeout_seconds=30), max_in_flight=5)
     busy = MuxScript(mux, _BUSY_SCRIPT)
     await busy.load()
     waiting = [asyncio.ensure_future(busy(args=[300_000, f"busy-{i}"])) for i in range(5)]
@@ -170,7 +191,8 @@ async def test_a_closed_mux_refuses_commands(redis_mux: RedisMux) -> None:
 
 
 async def _wait_until_redis_answers(server: RedisServer) -> None:
-    deadline = time.monotonic() + 10
+    # The busy script takes a few seconds alone, many more on a loaded 2-core machine.
+    deadline = time.monotonic() + 60
     while not await asyncio.to_thread(_answers, server):
         assert time.monotonic() < deadline, "Redis stayed busy"
         await asyncio.sleep(0.05)

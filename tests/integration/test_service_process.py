@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from devstack.redis import RedisServer
 from devstack.services import ServiceProcess
 from switchboard.admin.v1 import connection_pb2, connection_pb2_grpc
+from switchboard.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 from tests.integration.conftest import BlackHole
 
 
@@ -97,3 +98,29 @@ def test_concurrent_calls_stay_within_redis_max_connections(
     redis_checks = [next(c for c in r.checks if c.name == "redis") for r in reports]
     assert all(check.ok for check in redis_checks), "every call got its Redis answer"
     assert 1 <= peak <= 3
+
+
+def test_the_jobs_service_starts_and_serves_with_a_bad_settings_document(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    client = redis_server.client()
+    client.set("badsettings:settings", '{"version": "x"}')
+    client.close()
+    jobs = ServiceProcess(
+        "jobs",
+        run_dir=tmp_path,
+        env={"REDIS_PORT": str(redis_server.port), "JOBS_KEY_PREFIX": "badsettings"},
+    )
+    jobs.start()
+    try:
+        jobs.wait_ready()
+        with grpc.insecure_channel(jobs.address) as channel:
+            health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""))
+            assert health.status == health_pb2.HealthCheckResponse.SERVING
+            queues = jobs_pb2_grpc.JobsServiceStub(channel).ListQueues(
+                jobs_pb2.ListQueuesRequest(), timeout=5
+            )
+            assert {queue.name for queue in queues.queues} == {"analytics", "bigquery", "ratelimit"}
+        assert "version" in jobs.process.log_path.read_text(), "what is wrong with the document is logged"
+    finally:
+        jobs.stop()

@@ -382,4 +382,4 @@ async def test_the_diagnostics_switch_reaches_the_running_jobs_service_within_2_
     await eventually(refused, bool, timeout=2, what="new diagnostics jobs refused")
     on = settings_pb2.Settings(diagnostics_enabled=True)
     await apis.settings.UpdateSettings(_update(1, on, "diagnostics_enabled"))
-    await eventually(lambda: refused(), lambda no: not no, timeout=2, what="diagnostics jobs accepted again")
+    await eventually(refused, lambda no: not no, timeout=2, what="diagnostics jobs accepted again")

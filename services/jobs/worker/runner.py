@@ -20,7 +20,7 @@ from taskiq.acks import AcknowledgeType
 from taskiq.receiver import Receiver
 
 from services.jobs.broker import SwitchboardBroker
-from services.jobs.catalog import register_tasks
+from services.jobs.catalog import TaskDeclarationError, import_task_modules, register_tasks
 from services.jobs.queues import PolicyBook
 from services.jobs.settings import WorkerSettings
 from services.jobs.store import JobStore
@@ -38,15 +38,25 @@ logger = logging.getLogger(__name__)
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run a Switchboard job worker.")
     parser.add_argument("--queues", help="comma-separated queues to serve (default: all, or $QUEUES)")
+    parser.add_argument(
+        "--tasks", help="comma-separated modules of your own tasks to import (or $WORKER_TASK_MODULES)"
+    )
     arguments = parser.parse_args(argv)
     if arguments.queues:
         os.environ["QUEUES"] = arguments.queues
+    if arguments.tasks:
+        os.environ["WORKER_TASK_MODULES"] = arguments.tasks
     try:
         settings = load_settings(WorkerSettings)
     except ConfigurationError as error:
         print(f"worker: {error}", file=sys.stderr)  # noqa: T201 - logging is not configured yet
         sys.exit(2)
     configure_logging("worker", settings.log_level)
+    try:
+        import_task_modules(settings.task_module_list)
+    except TaskDeclarationError as error:
+        logger.critical("worker: %s", error)
+        sys.exit(2)
     # taskiq logs every failed attempt with its traceback; the broker logs it once, structured.
     logging.getLogger("taskiq.receiver.receiver").setLevel(logging.CRITICAL)
     event_loop.run(run_worker(settings))
@@ -68,8 +78,13 @@ async def run_worker(settings: WorkerSettings) -> None:
         fetch_rules=rules_reader(ratelimit_channel, deadline_seconds=settings.call_timeout_seconds),
         max_payload_bytes=settings.max_payload_bytes,
         max_result_bytes=settings.max_result_bytes,
+        heartbeat_interval_seconds=settings.heartbeat_interval_seconds,
     )
-    register_tasks(broker, diagnostics_enabled=settings.diagnostics_enabled)
+    try:
+        register_tasks(broker, diagnostics_enabled=settings.diagnostics_enabled)
+    except TaskDeclarationError as error:
+        logger.critical("worker: %s", error)
+        sys.exit(2)
     broker.is_worker_process = True
     await broker.refresh_policies()
     if settings.metrics_port:
@@ -88,12 +103,19 @@ async def run_worker(settings: WorkerSettings) -> None:
     )
     logger.info(
         "worker started",
-        extra={"queues": settings.queue_list, "worker": worker_id, "capacity": broker.capacity},
+        extra={
+            "queues": settings.queue_list,
+            "worker": worker_id,
+            "capacity": broker.capacity,
+            "task_modules": settings.task_module_list,
+        },
     )
     event_loop.freeze_startup_objects()
     stopped_by_loop = asyncio.create_task(_watch_loop_death(broker, finish))
+    leaving = asyncio.create_task(_leave_registry_when_stopping(broker, finish))
     await receiver.listen(finish)
     stopped_by_loop.cancel()
+    await leaving
     logger.info("stopping: no new jobs taken", extra={"worker": worker_id})
     await broker.shutdown()
     leftovers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
@@ -108,6 +130,12 @@ async def run_worker(settings: WorkerSettings) -> None:
     if broker.loop_death:
         logger.critical("worker exits because %s", broker.loop_death, extra={"worker": worker_id})
         sys.exit(1)
+
+
+async def _leave_registry_when_stopping(broker: SwitchboardBroker, finish: asyncio.Event) -> None:
+    """A stopping worker leaves the registry at once, not after its running jobs' grace period."""
+    await finish.wait()
+    await broker.leave_registry()
 
 
 async def _watch_loop_death(broker: SwitchboardBroker, finish: asyncio.Event) -> None:
