@@ -17,6 +17,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from redis.asyncio import Redis
 
+from devstack.ports import free_port
 from services.access.context import bind_principal, reset_principal
 from services.access.principal import Principal, PrincipalKind
 from services.admin.queue_control import JobsQueueControl
@@ -30,9 +31,11 @@ from services.jobs.model import JobState
 from services.jobs.server import build as build_jobs
 from services.jobs.settings import JobsSettings
 from services.jobs.store import JobStore
+from services.runtime.errors import UnavailableError
 from services.runtime.redis_mux import RedisMux
+from services.runtime.redis_pool import create_redis
 from services.runtime.server import ServiceContext, start_server
-from services.runtime.settings import PeerAddresses
+from services.runtime.settings import PeerAddresses, RedisSettings
 from switchboard.admin.v1 import settings_pb2, settings_pb2_grpc
 from switchboard.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 from tests.integration.conftest import Workers
@@ -383,3 +386,15 @@ async def test_the_diagnostics_switch_reaches_the_running_jobs_service_within_2_
     on = settings_pb2.Settings(diagnostics_enabled=True)
     await apis.settings.UpdateSettings(_update(1, on, "diagnostics_enabled"))
     await eventually(refused, lambda no: not no, timeout=2, what="diagnostics jobs accepted again")
+
+
+async def test_a_redis_that_does_not_answer_is_unavailable_not_internal() -> None:
+    client = create_redis(RedisSettings(port=free_port(), timeout_seconds=0.2, retries=0))
+    store = SettingsStore(client, prefix="nowhere")
+    try:
+        with pytest.raises(UnavailableError, match="did not answer"):
+            await store.read()
+        with pytest.raises(UnavailableError):
+            await store.history()
+    finally:
+        await client.aclose()
