@@ -50,6 +50,7 @@ def main() -> int:
         own_redis.start()
 
     ports = {name: split_address(address)[1] for name, address in gateway.peers.by_service().items()}
+    ports["reflection"] = split_address(gateway.reflection_address)[1]
     stack = Stack(
         run_dir / "logs",
         redis_host=redis_settings.host,
@@ -69,7 +70,8 @@ def main() -> int:
     _print_summary(stack, redis_settings, gateway)
     exit_code = 0
     while not stop.wait(0.5):
-        processes = [s.process for s in stack.services.values()] + [w.process for w in stack.workers]
+        processes = [s.process for s in (*stack.services.values(), stack.reflection)]
+        processes += [w.process for w in stack.workers]
         if stack.envoy is not None:
             processes.append(stack.envoy.process)
         dead = [process for process in processes if not process.running]
@@ -111,6 +113,7 @@ def _print_summary(stack: Stack, redis_settings: RedisSettings, gateway: Gateway
         f"  Redis                  {redis_settings.address}",
     ]
     lines += [f"  {name:<22} {s.address}  (gRPC)" for name, s in stack.services.items()]
+    lines += [f"  {'reflection':<22} {stack.reflection.address}  (gRPC reflection behind the gateway)"]
     lines += [f"  {'workers':<22} {len(stack.workers)} process(es), queues analytics, bigquery, ratelimit"]
     lines += [f"  logs                   {Path(stack.run_dir)}/", "Ctrl-C stops everything.", ""]
     sys.stdout.write("\n".join(lines) + "\n")

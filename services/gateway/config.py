@@ -5,7 +5,8 @@ from __future__ import annotations
 import string
 from pathlib import Path
 
-from services.gateway.settings import GatewaySettings
+from services.gateway.settings import API_KEY_MAX_LENGTH, GatewaySettings
+from services.runtime.message_size import MAX_BODY_LIMIT_BYTES, describe
 
 TEMPLATE = Path(__file__).with_name("envoy.yaml.tmpl")
 
@@ -19,7 +20,19 @@ def render(settings: GatewaySettings) -> str:
         "DESCRIPTOR_PATH": str(Path(settings.descriptor_path).resolve()),
         "RATELIMIT_TIMEOUT": f"{settings.ratelimit_timeout_ms / 1000:g}s",
         "RATELIMIT_FAIL_CLOSED": "true" if settings.ratelimit_fail_closed else "false",
+        "BODY_LIMIT": str(settings.body_limit_bytes),
+        "BODY_LIMIT_TEXT": describe(settings.body_limit_bytes),
+        "ANALYTICS_BODY_LIMIT": str(settings.analytics_body_limit_bytes),
+        "ANALYTICS_BODY_LIMIT_TEXT": describe(settings.analytics_body_limit_bytes),
+        "MAX_BODY_LIMIT": str(MAX_BODY_LIMIT_BYTES),
+        "GRPC_DEFAULT_TIMEOUT": f"{settings.grpc_default_timeout_seconds:g}s",
+        "GRPC_MAX_TIMEOUT": f"{settings.grpc_max_timeout_seconds:g}s",
+        "BACKSTOP_RPS": str(settings.backstop_requests_per_second),
+        "API_KEY_MAX_LENGTH": str(API_KEY_MAX_LENGTH),
+        "API_KEY_MAX_PLUS_ONE": str(API_KEY_MAX_LENGTH + 1),
     }
+    values["REFLECTION_HOST"], reflection_port = split_address(settings.reflection_address)
+    values["REFLECTION_PORT"] = str(reflection_port)
     for service, address in settings.peers.by_service().items():
         host, port = split_address(address)
         values[f"{service.upper()}_HOST"] = host
