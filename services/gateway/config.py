@@ -11,8 +11,14 @@ from services.runtime.message_size import MAX_BODY_LIMIT_BYTES, describe
 TEMPLATE = Path(__file__).with_name("envoy.yaml.tmpl")
 
 
+def body_limits(settings: GatewaySettings) -> dict[str, int]:
+    """Request-body limit per kind of route, in bytes: what Envoy enforces (413 above it)."""
+    return {"default": settings.body_limit_bytes, "analytics": settings.analytics_body_limit_bytes}
+
+
 def render(settings: GatewaySettings) -> str:
     """The Envoy config for `settings`; every placeholder of the template must be filled."""
+    limits = body_limits(settings)
     values = {
         "LISTEN_ADDRESS": settings.listen_address,
         "LISTEN_PORT": str(settings.port),
@@ -20,10 +26,11 @@ def render(settings: GatewaySettings) -> str:
         "DESCRIPTOR_PATH": str(Path(settings.descriptor_path).resolve()),
         "RATELIMIT_TIMEOUT": f"{settings.ratelimit_timeout_ms / 1000:g}s",
         "RATELIMIT_FAIL_CLOSED": "true" if settings.ratelimit_fail_closed else "false",
-        "BODY_LIMIT": str(settings.body_limit_bytes),
-        "BODY_LIMIT_TEXT": describe(settings.body_limit_bytes),
-        "ANALYTICS_BODY_LIMIT": str(settings.analytics_body_limit_bytes),
-        "ANALYTICS_BODY_LIMIT_TEXT": describe(settings.analytics_body_limit_bytes),
+        "BODY_LIMIT": str(limits["default"]),
+        "BODY_LIMIT_TEXT": describe(limits["default"]),
+        "ANALYTICS_BODY_LIMIT": str(limits["analytics"]),
+        "ANALYTICS_BODY_LIMIT_TEXT": describe(limits["analytics"]),
+        # The transcoder's own cap never undercuts a route's limit.
         "MAX_BODY_LIMIT": str(MAX_BODY_LIMIT_BYTES),
         "GRPC_DEFAULT_TIMEOUT": f"{settings.grpc_default_timeout_seconds:g}s",
         "GRPC_MAX_TIMEOUT": f"{settings.grpc_max_timeout_seconds:g}s",

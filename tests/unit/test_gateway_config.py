@@ -1,11 +1,24 @@
-"""The gateway's config is rendered from one template; every placeholder gets a value."""
+"""The gateway's config is rendered from one template; every placeholder gets a value, and the limits it
+enforces agree with what the services behind it accept."""
 
 from __future__ import annotations
 
-import pytest
+import functools
+import json
 
-from services.gateway.config import render, split_address
+import pytest
+from google.protobuf import struct_pb2
+from pydantic import ValidationError
+
+from services.gateway.config import body_limits, render, split_address
 from services.gateway.settings import GatewaySettings
+from services.runtime import server
+from services.runtime.message_size import (
+    DEFAULT_BODY_LIMIT_BYTES,
+    JSON_TO_PROTOBUF_EXPANSION,
+    MAX_BODY_LIMIT_BYTES,
+    describe,
+)
 from services.runtime.settings import PeerAddresses
 
 
@@ -43,3 +56,71 @@ def test_rate_limiting_fails_open_unless_told_to_fail_closed() -> None:
     closed = render(GatewaySettings(ratelimit_fail_closed=True, ratelimit_timeout_ms=80))
     assert "failure_mode_deny: true" in closed
     assert "timeout: 0.08s" in closed
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        GatewaySettings(),
+        GatewaySettings(body_limit_bytes=MAX_BODY_LIMIT_BYTES, analytics_body_limit_bytes=MAX_BODY_LIMIT_BYTES),
+    ],
+    ids=["defaults", "largest allowed"],
+)
+def test_no_body_the_gateway_lets_through_meets_a_services_own_limit(settings: GatewaySettings) -> None:
+    """Over a service's gRPC limit the answer is RESOURCE_EXHAUSTED (a 429 through the gateway): the
+    gateway's 413 must come first for any body it may be configured to take, transcoded or not."""
+    for route, limit in body_limits(settings).items():
+        assert limit * JSON_TO_PROTOBUF_EXPANSION <= server.MAX_MESSAGE_BYTES, route
+        assert f"max_request_bytes: {limit}" in render(settings)
+    assert f"max_request_body_size: {MAX_BODY_LIMIT_BYTES}" in render(settings), "the transcoder's cap"
+
+
+@pytest.mark.parametrize("field", ["body_limit_bytes", "analytics_body_limit_bytes"])
+def test_a_body_limit_cannot_be_raised_past_what_the_services_accept(field: str) -> None:
+    with pytest.raises(ValidationError, match="less than or equal"):
+        GatewaySettings(**{field: MAX_BODY_LIMIT_BYTES + 1})
+
+
+def test_the_413_names_the_limit_of_the_route() -> None:
+    config = render(GatewaySettings(body_limit_bytes=1024 * 1024, analytics_body_limit_bytes=2 * 1024 * 1024))
+    assert 'body_limit: "1 MiB"' in config
+    assert 'body_limit: "2 MiB"' in config
+    assert config.count("%METADATA(ROUTE:switchboard:body_limit)%") >= 2
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        [0] * 5000,
+        [[]] * 5000,
+        [{}] * 5000,
+        [""] * 5000,
+        [True] * 5000,
+        [None] * 5000,
+        {f"{index}": 0 for index in range(3000)},
+        functools.reduce(lambda inner, _: [inner], range(90), [0]),
+    ],
+    ids=["numbers", "empty lists", "empty objects", "empty strings", "booleans", "nulls", "keys", "nested"],
+)
+def test_json_never_grows_past_the_expansion_factor_as_protobuf(payload: object) -> None:
+    """The factor the services' limit is built on holds for the worst shapes a Struct payload can take."""
+    message = struct_pb2.Struct()
+    message.update({"x": payload})
+    compact_json = json.dumps({"x": payload}, separators=(",", ":")).encode()
+    assert len(message.SerializeToString()) <= JSON_TO_PROTOBUF_EXPANSION * len(compact_json)
+
+
+def test_describe_names_sizes_in_binary_units() -> None:
+    assert describe(DEFAULT_BODY_LIMIT_BYTES) == "1 MiB 64 KiB"
+    assert describe(4 * 1024 * 1024) == "4 MiB"
+    assert describe(1500) == "1 KiB 476 bytes"
+
+
+def test_every_route_is_rate_limited_and_native_grpc_has_a_default_deadline() -> None:
+    config = render(GatewaySettings(grpc_default_timeout_seconds=7, backstop_requests_per_second=900))
+    assert "timeout: 0s, max_stream_duration: *grpc_deadline" in config
+    assert "max_stream_duration: &grpc_deadline {max_stream_duration: 7s, grpc_timeout_header_max: 300s}" in config
+    assert "token_bucket: {max_tokens: 900, tokens_per_fill: 900, fill_interval: 1s}" in config
+    routes = [line for line in config.splitlines() if "cluster: " in line and "route:" in line]
+    assert routes, "routes with their actions on one line"
+    assert all("rate_limits:" in line for line in routes), [r for r in routes if "rate_limits" not in r]
