@@ -1,4 +1,4 @@
-"""Envoy's rate-limit requests against real Redis: every descriptor gets a verdict, none makes the call fail."""
+"""Envoy's rate-limit requests against real Redis: every descriptor gets a verdict, none fails the call."""
 
 from __future__ import annotations
 
