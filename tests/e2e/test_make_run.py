@@ -43,6 +43,7 @@ def test_launcher_starts_everything_and_ctrl_c_stops_it_all(tmp_path: Path) -> N
         "GATEWAY_PORT": str(gateway_port),
         "GATEWAY_ADMIN_PORT": str(free_port()),
         **{f"{name.upper()}_ADDRESS": f"127.0.0.1:{free_port()}" for name in SERVICE_NAMES},
+        "GATEWAY_REFLECTION_ADDRESS": f"127.0.0.1:{free_port()}",
     }
     launcher = subprocess.Popen(
         [sys.executable, "-m", "devstack"],
@@ -66,7 +67,7 @@ def test_launcher_starts_everything_and_ctrl_c_stops_it_all(tmp_path: Path) -> N
         assert response.json()["ok"] is True
         assert (tmp_path / "redis" / "appendonlydir").is_dir(), "its Redis keeps data in the run folder"
         # redis-server rewrites its environment for its process title, so it is checked by its port.
-        assert len(_processes_with(marker)) == 8, "launcher, five services, a worker, Envoy"
+        assert len(_processes_with(marker)) == 9, "launcher, five services, reflection, a worker, Envoy"
 
         launcher.send_signal(signal.SIGINT)
         assert launcher.wait(timeout=30) == 0
