@@ -61,6 +61,7 @@ from bench.ratelimit_peers import (
     GatewayCounters,
     envoy_should_rate_limit,
     evalsha_floor,
+    gateway_with_backstop,
     gateway_without_backstop,
     grpc_check_rate_limit,
     limiter_in_process,
@@ -86,7 +87,7 @@ WIDE_MARGIN = 3.0
 """The gateway's p99 must be at least this many times under the seed target to count as a wide margin."""
 
 FLOOR = "EVALSHA `return 1` (floor)"
-OVERLOAD = "REST GET /api/rate-limits via Envoy, overload"
+OVERLOAD = "REST GET /api/rate-limits via Envoy with its backstop, overload"
 OVERLOAD_NO_BACKSTOP = "REST GET /api/rate-limits via Envoy without the backstop, overload"
 DIRECT = "gRPC CheckRateLimit"
 DIRECT_C = "gRPC CheckRateLimit, h2load client (C)"
@@ -105,6 +106,8 @@ class Plan:
     quiet_threshold: float
     quiet_patience: float
     phase_attempts: int
+    overload_backstop: int = 600
+    """The backstop (requests/s per Envoy) of the overload row that has one."""
     only: str = ""
     """Measure only the paths whose name contains this (empty: every path)."""
 
@@ -315,7 +318,14 @@ def _log_measurement(m: Measurement, first_failure: str | None) -> None:
 
 
 def phases(
-    plan: Plan, *, redis_port: int, ratelimit: str, gateway: int, unlimited: int, no_backstop: int
+    plan: Plan,
+    *,
+    redis_port: int,
+    ratelimit: str,
+    gateway: int,
+    unlimited: int,
+    backstop: int,
+    no_backstop: int,
 ) -> list[Phase | ExternalPhase]:
     many = plan.clients
     service = ("ratelimit",)
@@ -375,7 +385,7 @@ def phases(
         # More concurrent requests than the rate-limit service answers within Envoy's RLS timeout: with
         # the per-instance backstop (the gateway as configured), then without it (as it was before).
         for name, port, envoy in (
-            (OVERLOAD, gateway, "envoy"),
+            (OVERLOAD, backstop, "envoy-backstop"),
             (OVERLOAD_NO_BACKSTOP, no_backstop, "envoy-no-backstop"),
         ):
             chosen.append(
@@ -446,6 +456,9 @@ async def run(plan: Plan, run_dir: Path) -> tuple[list[Measurement], str]:
         no_backstop = await exits.enter_async_context(
             gateway_without_backstop(stack, run_dir / "envoy-no-backstop")
         )
+        backstop = await exits.enter_async_context(
+            gateway_with_backstop(stack, run_dir / "envoy-backstop", plan.overload_backstop)
+        )
         await h2load_peer.put_counting_rule(ratelimit)
         # A second rate-limit process on the same Redis, as a second replica would be.
         replica = ServiceProcess(
@@ -468,6 +481,7 @@ async def run(plan: Plan, run_dir: Path) -> tuple[list[Measurement], str]:
             "envoy": stack.envoy.process.pid,
             "envoy-unlimited": unlimited.pid,
             "envoy-no-backstop": no_backstop.pid,
+            "envoy-backstop": backstop.pid,
             **{name: service.process.pid for name, service in stack.services.items()},
             "ratelimit-2": replica.process.pid,
         }
@@ -481,6 +495,7 @@ async def run(plan: Plan, run_dir: Path) -> tuple[list[Measurement], str]:
             gateway=stack.gateway_port,
             unlimited=unlimited.port,
             no_backstop=no_backstop.port,
+            backstop=backstop.port,
         )
         if h2load_peer.available():
             counted = functools.partial(
@@ -534,7 +549,12 @@ def render_cost_table(measurements: Sequence[Measurement]) -> str:
     for m in measurements:
         cpu = m.costs.process_cpu_us
         envoy = next(
-            (cpu[name] for name in ("envoy", "envoy-unlimited", "envoy-no-backstop") if name in cpu), None
+            (
+                cpu[name]
+                for name in ("envoy", "envoy-unlimited", "envoy-no-backstop", "envoy-backstop")
+                if name in cpu
+            ),
+            None,
         )
         cells = [
             f"{m.costs.redis_cpu_us:.0f}",
@@ -564,7 +584,7 @@ def _find_any(measurements: Sequence[Measurement], path: str, clients: int) -> M
     return next((m for m in measurements if m.path == path and m.clients == clients), None)
 
 
-def render_verdict(measurements: Sequence[Measurement], clients: int) -> str:
+def render_verdict(measurements: Sequence[Measurement], clients: int, backstop: int | None = None) -> str:
     direct = find(measurements, DIRECT, 1)
     loaded = find(measurements, DIRECT, clients)
     gateway = find(measurements, GATEWAY_CHECK, 1)
@@ -618,11 +638,11 @@ def render_verdict(measurements: Sequence[Measurement], clients: int) -> str:
         f"wide margin = {WIDE_MARGIN:g} times under): {verdict} (p99 {p99:.2f} ms, "
         f"{SEED_TARGET_MS / p99:.1f} times under)"
     )
-    lines += overload_lines(measurements)
+    lines += overload_lines(measurements, backstop)
     return "\n".join(lines)
 
 
-def overload_lines(measurements: Sequence[Measurement]) -> list[str]:
+def overload_lines(measurements: Sequence[Measurement], plan_backstop: int | None = None) -> list[str]:
     """What the overload paths saw: the share of answers without a verdict (failed open) and refused."""
     lines = []
     for overload in (m for m in measurements if m.path in (OVERLOAD, OVERLOAD_NO_BACKSTOP)):
@@ -630,7 +650,9 @@ def overload_lines(measurements: Sequence[Measurement]) -> list[str]:
             continue
         answers = overload.checks + overload.failures
         lines.append(
-            f"- Observed, no target: {overload.path}, {overload.clients} concurrent REST clients: "
+            f"- Observed, no target: {overload.path}"
+            + (f" ({plan_backstop}/s)" if overload.path == OVERLOAD and plan_backstop else "")
+            + f", {overload.clients} concurrent REST clients: "
             f"{overload.checks_per_second:,.0f} requests/s served; of {answers:,} answers, "
             f"{overload.fail_open_answers:,} ({overload.fail_open_answers / answers:.1%}) came without a "
             f"rate-limit verdict (Envoy's RLS call timed out and it failed open), "
@@ -677,6 +699,13 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
         help="concurrent REST clients of the gateway's overload phase, 0 to skip it (128)",
     )
     parser.add_argument(
+        "--overload-backstop",
+        type=int,
+        default=600,
+        help="requests/s of the backstop in the overload row that has one (600): below what the "
+        "rate-limit service answers in time here",
+    )
+    parser.add_argument(
         "--only", default="", help="measure only the paths whose name contains this, e.g. overload"
     )
     add_quiet_options(parser, patience=20.0, attempts=2, unit="measurement")
@@ -697,6 +726,7 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
         clients=arguments.clients,
         overload_clients=arguments.overload_clients,
         only=arguments.only,
+        overload_backstop=arguments.overload_backstop,
         quiet_threshold=arguments.quiet_threshold,
         quiet_patience=arguments.quiet_patience,
         phase_attempts=max(1, arguments.phase_attempts),
@@ -721,9 +751,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "",
         render_cost_table(measurements),
         "",
-        render_verdict(measurements, plan.clients)
+        render_verdict(measurements, plan.clients, plan.overload_backstop)
         if not plan.only
-        else "\n".join(overload_lines(measurements)),
+        else "\n".join(overload_lines(measurements, plan.overload_backstop)),
         "",
         machine_facts(redis_version),
         "",

@@ -351,10 +351,14 @@ class Gateway:
 
 
 def _start_envoy_variant(
-    stack: Stack, run_dir: Path, name: str, transform: Callable[[str], str]
+    stack: Stack,
+    run_dir: Path,
+    name: str,
+    transform: Callable[[str], str],
+    settings_update: dict[str, object],
 ) -> tuple[EnvoyProcess, int]:
     port = free_port()
-    settings = stack.gateway_settings().model_copy(update={"port": port, "admin_port": 0})
+    settings = stack.gateway_settings().model_copy(update={**settings_update, "port": port, "admin_port": 0})
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / f"envoy-{name}.yaml"
     config_path.write_text(transform(render(settings)))
@@ -369,10 +373,17 @@ def _start_envoy_variant(
 
 @contextlib.asynccontextmanager
 async def gateway_variant(
-    stack: Stack, run_dir: Path, name: str, transform: Callable[[str], str]
+    stack: Stack,
+    run_dir: Path,
+    name: str,
+    transform: Callable[[str], str] = str,
+    **settings_update: object,
 ) -> AsyncIterator[Gateway]:
-    """Another Envoy in front of the same services, its config `transform`ed from the gateway's."""
-    envoy, port = await asyncio.to_thread(_start_envoy_variant, stack, run_dir, name, transform)
+    """Another Envoy in front of the same services: the gateway's settings with `settings_update`, its
+    rendered config `transform`ed."""
+    envoy, port = await asyncio.to_thread(
+        _start_envoy_variant, stack, run_dir, name, transform, settings_update
+    )
     try:
         yield Gateway(port=port, pid=envoy.process.pid)
     finally:
@@ -385,5 +396,12 @@ def unlimited_gateway(stack: Stack, run_dir: Path) -> contextlib.AbstractAsyncCo
 
 
 def gateway_without_backstop(stack: Stack, run_dir: Path) -> contextlib.AbstractAsyncContextManager[Gateway]:
-    """A third Envoy: rate limited by the service only, as the gateway was before its backstop."""
+    """Rate limited by the service only, as the gateway was before its backstop."""
     return gateway_variant(stack, run_dir, "no-backstop", without_backstop)
+
+
+def gateway_with_backstop(
+    stack: Stack, run_dir: Path, requests_per_second: int
+) -> contextlib.AbstractAsyncContextManager[Gateway]:
+    """The gateway with its backstop at `requests_per_second`."""
+    return gateway_variant(stack, run_dir, "backstop", backstop_requests_per_second=requests_per_second)

@@ -53,11 +53,12 @@ class GatewaySettings(BaseSettings):
         default=300.0, gt=0, le=3600, description="Cap on the deadline a native gRPC call asks for."
     )
     backstop_requests_per_second: int = Field(
-        default=1500,
+        default=1000,
         ge=1,
         le=1_000_000,
         description="Per-instance ceiling over every client (local rate limit, 429 above it): overload is "
-        "refused rather than let through when the rate-limit service cannot answer in time.",
+        "refused rather than let through when the rate-limit service cannot answer in time. Size it "
+        "under what the rate-limit service answers within the timeout (the benchmark's overload rows).",
     )
     peers: PeerAddresses = Field(default_factory=PeerAddresses)
     reflection_address: str = Field(
