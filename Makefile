@@ -52,6 +52,14 @@ bench: setup ## Benchmarks against their peers (see BENCHMARKS.md); a few minute
 	$(BIN)/python -m bench.jobs_bench
 	$(BIN)/python -m bench.ratelimit_bench
 
+.PHONY: deploy-render
+deploy-render: setup ## Write the gateway's Envoy config and descriptor set for kustomize (deploy/base/gateway/generated)
+	$(BIN)/python -m services.gateway --kubernetes deploy/base/gateway/generated
+
+.PHONY: deploy-check
+deploy-check: setup ## Validate deploy/ and the Dockerfile offline: kustomize, schemas, Envoy, hadolint, consistency
+	$(BIN)/python -m pytest -p no:bqemulator tests/deploy $(PYTEST_ARGS)
+
 .PHONY: lint
 lint: setup ## ruff, mypy and buf lint
 	$(BIN)/ruff check .

@@ -39,12 +39,13 @@ from bench.measure import (
     Interference,
     LatencyResult,
     LoadProbe,
+    SustainedResult,
     add_quiet_options,
     code_version,
     run_in_scratch_folder,
 )
 from bench.raw_taskiq_peer import running_raw_taskiq
-from bench.switchboard_peer import running_switchboard
+from bench.switchboard_peer import SwitchboardPeer, running_switchboard
 from devstack.ports import free_port
 from devstack.redis import RedisServer
 
@@ -72,6 +73,8 @@ class Peer(Protocol):
 @dataclass(frozen=True)
 class Plan:
     jobs: int
+    sustained_jobs: int
+    keep: int
     seconds: float
     rates: tuple[float, ...]
     rounds: int
@@ -84,6 +87,7 @@ class Plan:
 @dataclass
 class PeerResults:
     drains: list[DrainResult] = field(default_factory=list)
+    sustained: list[SustainedResult] = field(default_factory=list)
     latencies: dict[float, list[LatencyResult]] = field(default_factory=dict)
     interference: list[Interference] = field(default_factory=list)
     """Per measured phase, what else competed for the CPUs."""
@@ -92,6 +96,13 @@ class PeerResults:
 def parse_plan(argv: Sequence[str] | None = None) -> Plan:
     parser = argparse.ArgumentParser(prog="python -m bench.jobs_bench", description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=5000, help="backlog size of the drain (default 5000)")
+    parser.add_argument(
+        "--sustained-jobs",
+        type=int,
+        default=30_000,
+        help="jobs of the sustained run with retention on (default 30000; 0: skip)",
+    )
+    parser.add_argument("--keep", type=int, default=1000, help="its remove_on_complete.count (default 1000)")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each paced phase (default 5)")
     parser.add_argument("--rates", default="50,500", help="offered rates in jobs/s, comma-separated")
     parser.add_argument("--rounds", type=int, default=3, help="repetitions, medians reported (default 3)")
@@ -101,12 +112,15 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
     arguments = parser.parse_args(argv)
     if arguments.quick:
         arguments.jobs, arguments.seconds, arguments.rounds = 500, 1.0, 1
+        arguments.sustained_jobs = min(arguments.sustained_jobs, 3000)
         arguments.quiet_patience, arguments.phase_attempts = min(arguments.quiet_patience, 5.0), 1
     rates = tuple(float(rate) for rate in arguments.rates.split(",") if rate.strip())
     if arguments.jobs < 1 or arguments.seconds <= 0 or arguments.rounds < 1 or not rates or min(rates) <= 0:
         parser.error("--jobs and --rounds must be at least 1, --seconds and --rates positive")
     return Plan(
         jobs=arguments.jobs,
+        sustained_jobs=max(0, arguments.sustained_jobs),
+        keep=max(1, arguments.keep),
         seconds=arguments.seconds,
         rates=rates,
         rounds=arguments.rounds,
@@ -146,6 +160,19 @@ async def run(plan: Plan, run_dir: Path) -> tuple[dict[str, PeerResults], str]:
                 results[peer.name].drains.append(drained)
                 results[peer.name].interference.append(others)
                 _log_drain(round_number, peer.name, drained, others)
+            if plan.sustained_jobs:
+                switchboard = next(peer for peer in peers if isinstance(peer, SwitchboardPeer))
+                sustained, others = await _measured(
+                    probe, plan, functools.partial(switchboard.sustained, plan.sustained_jobs, plan.keep)
+                )
+                results[switchboard.name].sustained.append(sustained)
+                logger.info(
+                    "round %d: Switchboard sustained %d jobs with retention %d: %.0f jobs/s, completed peak "
+                    "%d, settled %d, memory %.1f → %.1f → %.1f MB (%s)",
+                    round_number, sustained.jobs, sustained.keep, sustained.jobs_per_second,
+                    sustained.peak_completed, sustained.settled_completed, sustained.baseline_memory / 1e6,
+                    sustained.peak_memory / 1e6, sustained.settled_memory / 1e6, others,
+                )  # fmt: skip
             for rate in plan.rates:
                 for peer in order:
                     paced, others = await _measured(
@@ -287,6 +314,36 @@ def render_table(results: Mapping[str, PeerResults], plan: Plan) -> str:
     return "\n".join(rows)
 
 
+def render_sustained(results: Mapping[str, PeerResults], plan: Plan) -> str:
+    """Switchboard only (raw taskiq has no retention of finished jobs to keep up with); its floor is the
+    same run's drain with retention out of the way."""
+    runs = results["Switchboard"].sustained
+    if not runs:
+        return ""
+    drain = _median([d.jobs_per_second for d in results["Switchboard"].drains])
+
+    def cell(values: Sequence[float], style: str = "{:,.0f}") -> str:
+        return f"{style.format(_median(values))} ({style.format(min(values))} to {style.format(max(values))})"
+
+    throughput = [r.jobs_per_second for r in runs]
+    megabytes = "{:.1f}"
+    return "\n".join([
+        f"Sustained: {plan.sustained_jobs:,} jobs submitted while one worker runs them, retention keeping "
+        f"{plan.keep:,} completed (median (range) of {len(runs)} round(s))",
+        "",
+        "| Measure | Switchboard |",
+        "|---|---|",
+        f"| Throughput, submit to drained, jobs/s | {cell(throughput)}; "
+        f"{_median(throughput) / drain:.2f} times the plain drain's {drain:,.0f} |",
+        f"| Completed set, peak during the run | {cell([float(r.peak_completed) for r in runs])} |",
+        f"| Completed set, 2 s after the drain | {cell([float(r.settled_completed) for r in runs])} |",
+        f"| Redis used memory before, MB | {cell([r.baseline_memory / 1e6 for r in runs], megabytes)} |",
+        f"| Redis used memory, peak, MB | {cell([r.peak_memory / 1e6 for r in runs], megabytes)} |",
+        "| Redis used memory 2 s after the drain, MB "
+        f"| {cell([r.settled_memory / 1e6 for r in runs], megabytes)} |",
+    ])  # fmt: skip
+
+
 def _total_cpu_us(result: LatencyResult) -> float:
     return result.costs.redis_cpu_us + sum(result.costs.process_cpu_us.values())
 
@@ -347,6 +404,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         render_table(results, plan),
         "",
         render_verdict(results),
+        "",
+        render_sustained(results, plan),
         "",
         machine_facts(redis_version, code),
         "",

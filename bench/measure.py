@@ -187,6 +187,24 @@ class DrainResult:
 
 
 @dataclass(frozen=True)
+class SustainedResult:
+    """Jobs submitted while the worker runs them, with retention on."""
+
+    jobs: int
+    seconds: float
+    keep: int
+    peak_completed: int
+    settled_completed: int
+    baseline_memory: int
+    peak_memory: int
+    settled_memory: int
+
+    @property
+    def jobs_per_second(self) -> float:
+        return self.jobs / self.seconds
+
+
+@dataclass(frozen=True)
 class LatencyResult:
     offered_rate: float
     achieved_rate: float

@@ -26,6 +26,7 @@ from bench.measure import (
     DrainResult,
     LatencyResult,
     LatencySummary,
+    SustainedResult,
     costs_per_job,
     gather_bounded,
     read_counters,
@@ -35,6 +36,7 @@ from bench.measure import (
 from devstack.processes import ManagedProcess
 from devstack.services import ServiceProcess
 from devstack.workers import WorkerProcess
+from services.jobs.keys import QueueKeys
 from switchboard.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -74,7 +76,7 @@ class SwitchboardPeer:
 
     @property
     def _completed_key(self) -> str:
-        return f"{self._prefix}:q:{QUEUE}:s:completed"
+        return QueueKeys(self._prefix, QUEUE).state_index("completed")
 
     async def _submit(self) -> str:
         job = await self._stub.SubmitJob(self._request)
@@ -154,13 +156,75 @@ class SwitchboardPeer:
             },
         )
 
+    async def sustained(self, jobs: int, keep: int) -> SustainedResult:
+        """`jobs` submitted as fast as the API takes them while the worker runs them, with retention
+        keeping `keep` completed jobs: throughput, the completed set's peak, and Redis memory."""
+        policies = {
+            "version": 2,
+            "queue_policies": {
+                QUEUE: {
+                    "concurrency": WORKER_CONCURRENCY,
+                    "remove_on_complete": {"count": keep, "age_seconds": 0},
+                }
+            },
+        }
+        await self._redis.set(f"{self._prefix}:settings", json.dumps(policies))  # fmt: skip
+        await asyncio.sleep(2)  # the worker re-reads its settings every second
+        baseline_memory = int((await self._redis.info("memory"))["used_memory"])
+        peak_completed = 0
+        peak_memory = baseline_memory
+        sampling = True
+
+        async def sample() -> None:
+            nonlocal peak_completed, peak_memory
+            while sampling:
+                peak_completed = max(peak_completed, await self._completed())
+                peak_memory = max(peak_memory, int((await self._redis.info("memory"))["used_memory"]))
+                await asyncio.sleep(0.1)
+
+        sampler = asyncio.create_task(sample())
+        started = time.time()
+        try:
+            await gather_bounded(jobs, SUBMIT_CONCURRENCY, lambda _: self._submit())
+            finished = await wait_until(self._drained, within=self._phase_timeout, what="sustained drain")
+        finally:
+            sampling = False
+            await sampler
+        # Retention's next tick, then memory as it settles.
+        await asyncio.sleep(2)
+        settled_completed = await self._completed()
+        settled_memory = int((await self._redis.info("memory"))["used_memory"])
+        await self._redis.set(f"{self._prefix}:settings", json.dumps({**POLICIES, "version": 3}))
+        await self._clean()
+        return SustainedResult(
+            jobs=jobs,
+            seconds=finished - started,
+            keep=keep,
+            peak_completed=peak_completed,
+            settled_completed=settled_completed,
+            baseline_memory=baseline_memory,
+            peak_memory=peak_memory,
+            settled_memory=settled_memory,
+        )
+
+    async def _drained(self) -> bool:
+        for process in self._watched:
+            if not process.running:
+                raise RuntimeError(f"{process.name} exited:\n{process.log_tail()}")
+        keys = QueueKeys(self._prefix, QUEUE)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(keys.named("wait"))
+            pipe.zcard(keys.named("active"))
+            waiting, active = await pipe.execute()
+        return int(waiting) + int(active) == 0
+
     async def _created_and_started_ms(self, job_ids: Sequence[str]) -> list[tuple[int, int]]:
         """Per job, when the submit script and the claim script ran (Redis server time, whole ms)."""
         rows: list[list[bytes | None]] = []
         for start in range(0, len(job_ids), READ_CHUNK):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for job_id in job_ids[start : start + READ_CHUNK]:
-                    pipe.hmget(f"{self._prefix}:job:{job_id}", ["created_at", "started_at"])
+                    pipe.hmget(QueueKeys(self._prefix, QUEUE).job(job_id), ["created_at", "started_at"])
                 rows.extend(await pipe.execute())
         times = [(int(created), int(started)) for created, started in rows if created and started]
         if len(times) != len(job_ids):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import string
 from pathlib import Path
 
@@ -37,15 +38,56 @@ def render(settings: GatewaySettings) -> str:
         "BACKSTOP_RPS": str(settings.backstop_requests_per_second),
         "API_KEY_MAX_LENGTH": str(API_KEY_MAX_LENGTH),
         "API_KEY_MAX_PLUS_ONE": str(API_KEY_MAX_LENGTH + 1),
+        "DOWNSTREAM_TLS": downstream_tls(settings),
     }
-    values["REFLECTION_HOST"], reflection_port = split_address(settings.reflection_address)
-    values["REFLECTION_PORT"] = str(reflection_port)
+    template = TEMPLATE.read_text()
+    if settings.reflection_address:
+        values["REFLECTION_HOST"], reflection_port = split_address(settings.reflection_address)
+        values["REFLECTION_PORT"] = str(reflection_port)
+    else:
+        template = without_block(template, "reflection")
     for service, address in settings.peers.by_service().items():
         host, port = split_address(address)
         values[f"{service.upper()}_HOST"] = host
         # The admin service's port would clash with Envoy's own admin port placeholder.
         values["ADMIN_PORT_UPSTREAM" if service == "admin" else f"{service.upper()}_PORT"] = str(port)
-    return string.Template(TEMPLATE.read_text()).substitute(values)
+    return string.Template(template).substitute(values)
+
+
+def without_block(template: str, name: str) -> str:
+    """`template` minus every part between the lines `# begin <name>` and `# end <name>`."""
+    kept, skipping = [], False
+    for line in template.splitlines(keepends=True):
+        marker = line.strip()
+        if marker.startswith(f"# begin {name}"):
+            skipping = True
+        elif marker == f"# end {name}":
+            skipping = False
+        elif not skipping:
+            kept.append(line)
+    return "".join(kept)
+
+
+def downstream_tls(settings: GatewaySettings) -> str:
+    """The listener's TLS transport socket (one line of YAML), or "" when no certificate is configured."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return ""
+    context = {
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+        "common_tls_context": {
+            "alpn_protocols": ["h2", "http/1.1"],
+            "tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
+            "tls_certificates": [
+                {
+                    "certificate_chain": {"filename": settings.tls_cert_file},
+                    "private_key": {"filename": settings.tls_key_file},
+                }
+            ],
+        },
+    }
+    # JSON is YAML: one flow mapping, whatever characters the paths hold.
+    socket = {"name": "envoy.transport_sockets.tls", "typed_config": context}
+    return f"transport_socket: {json.dumps(socket)}"
 
 
 def split_address(address: str) -> tuple[str, int]:

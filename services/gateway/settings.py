@@ -3,7 +3,9 @@ and the limits Envoy enforces before a request reaches a service."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.runtime.message_size import (
@@ -15,7 +17,7 @@ from services.runtime.message_size import (
 from services.runtime.settings import PeerAddresses
 
 API_KEY_MAX_LENGTH = 128
-"""The longest x-api-key the gateway takes (a longer one is refused with 400): it must fit a descriptor."""
+"""The longest x-api-key the gateway takes (a longer one is refused with 401): it must fit a descriptor."""
 
 
 class GatewaySettings(BaseSettings):
@@ -63,5 +65,15 @@ class GatewaySettings(BaseSettings):
     peers: PeerAddresses = Field(default_factory=PeerAddresses)
     reflection_address: str = Field(
         default="localhost:50056",
-        description="The gateway's reflection service (`python -m services.gateway.reflection`).",
+        description="The gateway's reflection service (`python -m services.gateway.reflection`); empty: "
+        "the gateway routes no reflection.",
     )
+    # Both set: the listener speaks TLS only (HTTP/2 and HTTP/1.1 by ALPN), with this certificate.
+    tls_cert_file: str | None = Field(default=None, description="PEM certificate chain of the listener.")
+    tls_key_file: str | None = Field(default=None, description="PEM private key of that certificate.")
+
+    @model_validator(mode="after")
+    def _tls_files_together(self) -> Self:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("set both GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE, or neither")
+        return self

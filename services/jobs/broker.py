@@ -1,192 +1,54 @@
 """Switchboard's taskiq broker: taskiq runs the tasks, our Redis job store carries the guarantees.
 
 `SwitchboardBroker` is a taskiq `AsyncBroker`, so tasks are ordinary taskiq tasks and `taskiq worker`
-can run it; `JobResultBackend` is its result backend. Together they close the gaps taskiq-redis leaves
-(see FIELD-NOTES): a claimed job holds a lease that a heartbeat extends while it runs (a long job is
-never run twice), an expired lease is reclaimed by any worker's reaper whether or not new jobs arrive
-(crash recovery on a quiet queue), a job that keeps killing its worker is dead-lettered, retries and
-delays are due times in Redis that workers promote themselves (no scheduler process), cancellation
-reaches running tasks, and a stopping worker hands its unfinished jobs back.
+can run it; `JobResultBackend` (services.jobs.result_backend) is its result backend. Together they close
+the gaps taskiq-redis leaves (see FIELD-NOTES): a claimed job holds a lease that a heartbeat extends while
+it runs (a long job is never run twice), an expired lease is reclaimed by any worker's maintenance whether
+or not new jobs arrive (crash recovery on a quiet queue), a job that keeps killing its worker is
+dead-lettered, retries and delays are due times in Redis that workers promote themselves (no scheduler
+process), cancellation reaches running tasks, and a stopping worker hands its unfinished jobs back.
+
+This module is the broker itself: submitting (`kick`) and the claim loop (`listen`). Its background loops
+are modules of their own in services/jobs/worker/ (leases, maintenance, cancellations), each run by
+services.runtime.background so that one failed iteration never stops it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import socket
-import time
-import traceback
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Sequence
 from functools import partial
-from typing import Any
 
 from redis.exceptions import RedisError
-from taskiq import (
-    AckableMessage,
-    AsyncBroker,
-    AsyncResultBackend,
-    TaskiqMessage,
-    TaskiqMiddleware,
-    TaskiqResult,
-)
-from taskiq.formatters.json_formatter import JSONFormatter
+from taskiq import AckableMessage, AsyncBroker
 from taskiq.message import BrokerMessage
 
 from services.jobs import metrics
-from services.jobs.context import JobCancelledError, JobContext
-from services.jobs.model import AttemptError, JobState
+from services.jobs.context import JobContext
+from services.jobs.message import FORMATTER
+from services.jobs.persistence import persist
+from services.jobs.policy_source import PolicySource
 from services.jobs.queues import PolicyBook
-from services.jobs.store import ClaimedJob, JobStore, Throttle
-from services.runtime.errors import NonRetryableError, RateLimitedError
+from services.jobs.result_backend import DEFAULT_MAX_RESULT_BYTES, InFlight, JobResultBackend
+from services.jobs.store import ClaimedJob, JobStore
+from services.jobs.submission import Submission, validate_submission
+from services.jobs.throttles import RulesReader, ThrottleBook
+from services.jobs.timeout_middleware import AttemptTimeoutMiddleware
+from services.jobs.worker.cancellations import listen_for_cancellations
+from services.jobs.worker.leases import LeaseKeeper
+from services.jobs.worker.maintenance import Maintenance
+from services.runtime import background
 
 logger = logging.getLogger(__name__)
 
 ALL_QUEUES = "*"
-MAX_TRACEBACK_CHARS = 4000
 # Longest a blocked worker waits before it looks again (bounded by the Redis socket timeout).
 MAX_IDLE_WAIT_SECONDS = 0.5
-
-_formatter = JSONFormatter()
-
-
-def encode_message(job_id: str, queue: str, task: str, payload: dict[str, Any]) -> bytes:
-    """The taskiq message a worker runs for a job: the payload becomes the task's keyword arguments."""
-    message = TaskiqMessage(task_id=job_id, task_name=task, labels={"queue": queue}, args=[], kwargs=payload)
-    return _formatter.dumps(message).message
-
-
-@dataclass
-class _InFlight:
-    queue: str
-    context: JobContext
-    claimed: ClaimedJob
-
-
-class JobResultBackend(AsyncResultBackend[Any]):
-    """Records each attempt's outcome in the job store; results are read back from the job."""
-
-    def __init__(self, store: JobStore, policies: PolicyBook, worker_id: str) -> None:
-        self._store = store
-        self._policies = policies
-        self._worker_id = worker_id
-        self.in_flight: dict[str, _InFlight] = {}
-
-    async def set_result(self, task_id: str, result: TaskiqResult[Any]) -> None:
-        running = self.in_flight.get(task_id)
-        if running is None:
-            return
-        queue = running.queue
-        error = _attempt_error(result)
-        retry_delay_ms = 0
-        if isinstance(result.error, RateLimitedError):
-            hold_ms = max(1, int(result.error.retry_after_seconds * 1000))
-            logger.warning(
-                "upstream rate limited: the queue holds",
-                extra={"job_id": task_id, "queue": queue, "hold_ms": hold_ms},
-            )
-            outcome: dict[str, Any] = {"hold_ms": hold_ms}
-            error = None
-        elif error is None:
-            outcome = {"result": result.return_value}
-        else:
-            attempt = running.claimed.attempts + 1
-            retry_delay_ms = self._policies[queue].backoff.delay_ms(attempt)
-            outcome = {"error": error, "retry_delay_ms": retry_delay_ms}
-        finished = await _persist(
-            lambda: self._store.finish(task_id, self._worker_id, **outcome),
-            what=f"outcome of job {task_id}",
-            give_up_after=self._policies[queue].lease_ms / 1000,
-        )
-        run_seconds = time.time() - running.claimed.started_at_ms / 1000
-        if finished is None or finished.state is None:
-            logger.warning(
-                "outcome not recorded: the job is no longer this worker's (its lease ran out)",
-                extra={"job_id": task_id, "queue": queue},
-            )
-            return
-        metrics.observe_finished(queue, finished.state.value, run_seconds)
-        if error is not None:
-            logger.warning(
-                "attempt failed",
-                extra={
-                    "job_id": task_id, "queue": queue, "task": running.claimed.task,
-                    "attempt": finished.attempts, "error_type": error.type, "error": error.message,
-                    "retryable": error.retryable, "next_state": finished.state.value,
-                    "retry_in_ms": retry_delay_ms if finished.state is JobState.DELAYED else None,
-                },
-            )  # fmt: skip
-
-    async def is_result_ready(self, task_id: str) -> bool:
-        """Ready once the job finished, whichever way (taskiq then reads its result or its error)."""
-        return (await self._store.get(task_id)).state.finished
-
-    async def get_result(self, task_id: str, with_logs: bool = False) -> TaskiqResult[Any]:
-        job = await self._store.get(task_id)
-        error = None
-        if job.state is not JobState.COMPLETED and job.error is not None:
-            error = RuntimeError(f"{job.error.type}: {job.error.message}")
-        return TaskiqResult(
-            is_err=error is not None, return_value=job.result, execution_time=0.0, error=error
-        )
-
-
-def _attempt_error(result: TaskiqResult[Any]) -> AttemptError | None:
-    error = result.error
-    if not result.is_err or error is None:
-        try:
-            json.dumps(result.return_value)
-        except (TypeError, ValueError) as problem:
-            return AttemptError(
-                type="ResultNotSerializable",
-                message=f"the task returned a value that is not JSON: {problem}",
-                retryable=False,
-            )
-        return None
-    retryable = not isinstance(error, NonRetryableError | JobCancelledError)
-    trace = "".join(traceback.format_exception(error))[-MAX_TRACEBACK_CHARS:]
-    message = str(error) or type(error).__name__
-    if isinstance(error, TimeoutError):
-        message = str(error) or "the attempt ran longer than its queue's timeout"
-    return AttemptError(type=type(error).__name__, message=message, retryable=retryable, traceback=trace)
-
-
-async def _persist(write: Callable[[], Awaitable[Any]], *, what: str, give_up_after: float) -> Any:
-    """Retries a write while Redis is unreachable, up to `give_up_after` seconds; None if it never lands.
-
-    Giving up is safe: the job's lease then runs out and another worker runs it again.
-    """
-    deadline = time.monotonic() + give_up_after
-    delay = 0.05
-    while True:
-        try:
-            return await write()
-        except RedisError as error:
-            if time.monotonic() + delay > deadline:
-                logger.error("could not record %s: %s", what, error)
-                return None
-            logger.warning(
-                "Redis unreachable while recording %s; retrying", what, extra={"error": str(error)}
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
-
-
-class PolicyMiddleware(TaskiqMiddleware):
-    """Applies the job's queue policy to each attempt: its timeout."""
-
-    def __init__(self, policies: PolicyBook) -> None:
-        super().__init__()
-        self._policies = policies
-
-    def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
-        queue = message.labels.get("queue")
-        if queue in self._policies.queues:
-            message.labels["timeout"] = self._policies[queue].timeout_ms / 1000
-        return message
+DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 
 
 class SwitchboardBroker(AsyncBroker):
@@ -201,48 +63,69 @@ class SwitchboardBroker(AsyncBroker):
         worker_id: str | None = None,
         settings_key: str | None = None,
         maintenance_interval_seconds: float = 1.0,
-        fetch_rules: Callable[[], Awaitable[Mapping[str, Throttle]]] | None = None,
+        fetch_rules: RulesReader | None = None,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+        on_loop_death: background.DeathReport | None = None,
     ) -> None:
-        """`fetch_rules` reads the rate-limit rules (name → throttle) for queues whose policy names one."""
+        """`fetch_rules` reads the rate-limit rules (name → throttle) for queues whose policy names one.
+        `on_loop_death` is told if a background loop ever ends (by default the worker stops taking jobs)."""
         super().__init__()
         self.store = store
         self.policies = policies
         self.queues = tuple(queues)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        self._settings_key = settings_key or f"{store.prefix}:settings"
+        self.policy_source = PolicySource(store.redis, settings_key or f"{store.prefix}:settings", policies)
         self._maintenance_interval = maintenance_interval_seconds
-        self._backend = JobResultBackend(store, policies, self.worker_id)
+        self._max_payload_bytes = max_payload_bytes
+        self._backend = JobResultBackend(store, policies, self.worker_id, max_result_bytes=max_result_bytes)
         self.result_backend = self._backend
-        self.add_middlewares(PolicyMiddleware(policies))
+        self.add_middlewares(AttemptTimeoutMiddleware(policies))
         self._slot_freed = asyncio.Condition()
         self._running_per_queue: dict[str, int] = dict.fromkeys(self.queues, 0)
         self._rotation = 0
         self._background: list[asyncio.Task[None]] = []
         self.accepting = True
-        self._fetch_rules = fetch_rules
-        self._throttles: dict[str, Throttle] = {}
-        self._rules_known = fetch_rules is None
-        self._rules_unreachable = False
+        self.throttles = ThrottleBook(policies, self.queues, fetch_rules)
+        self._on_loop_death = on_loop_death or self._stop_on_loop_death
+        self.loop_death: str | None = None
+        self.loop_died = asyncio.Event()
+        self._tasks_per_queue: dict[str, list[str]] = {}
 
     # --- submitting (taskiq's `.kiq()`) ------------------------------------------------------------
 
     async def kick(self, message: BrokerMessage) -> None:
+        """Submits a `.kiq()` call as a job, with the same checks as the Jobs API's SubmitJob."""
+        decoded = FORMATTER.loads(message.message)
         task = self.find_task(message.task_name)
-        queues = str((task.labels if task else {}).get("queues", ALL_QUEUES))
-        queue = str(
-            message.labels.get("queue")
-            or (self.queues[0] if queues == ALL_QUEUES else queues.split(",", maxsplit=1)[0])
+        label = message.labels.get("queue")
+        if label:
+            queue = str(label)
+        else:
+            allowed = str((task.labels if task else {}).get("queues", ALL_QUEUES))
+            queue = self.queues[0] if allowed == ALL_QUEUES else allowed.split(",", maxsplit=1)[0]
+        submission = validate_submission(
+            Submission(
+                queue=queue,
+                task=message.task_name,
+                payload=decoded.kwargs,
+                job_id=message.task_id,
+                priority=int(message.labels.get("priority", 0)),
+                delay_ms=int(message.labels.get("delay_ms", 0)),
+                positional_args=len(decoded.args),
+            ),
+            tasks_for=self.tasks_for,
+            max_payload_bytes=self._max_payload_bytes,
         )
-        decoded = _formatter.loads(message.message)
         await self.store.submit(
-            queue=queue,
-            task=message.task_name,
-            payload=decoded.kwargs,
-            message=encode_message(message.task_id, queue, message.task_name, decoded.kwargs),
-            job_id=message.task_id,
-            priority=int(message.labels.get("priority", 0)),
-            max_attempts=self.policies[queue].max_attempts,
-            delay_ms=int(message.labels.get("delay_ms", 0)),
+            queue=submission.queue,
+            task=submission.task,
+            payload=submission.payload,
+            message=submission.message,
+            job_id=submission.job_id,
+            priority=submission.priority,
+            max_attempts=self.policies[submission.queue].max_attempts,
+            delay_ms=submission.delay_ms,
         )
 
     def tasks_for(self, queue: str) -> list[str]:
@@ -264,42 +147,88 @@ class SwitchboardBroker(AsyncBroker):
     def job_context(self, job_id: str) -> JobContext:
         return self._backend.in_flight[job_id].context
 
+    async def refresh_policies(self) -> None:
+        await self.policy_source.refresh()
+
+    async def refresh_throttles(self) -> None:
+        was_known = self.throttles.known.is_set()
+        await self.throttles.refresh()
+        if not was_known and self.throttles.known.is_set():
+            async with self._slot_freed:
+                self._slot_freed.notify_all()
+
     async def startup(self) -> None:
         await super().startup()
+        self._tasks_per_queue = {queue: self.tasks_for(queue) for queue in self.queues}
         if self.is_worker_process:
-            self._background = [
-                asyncio.create_task(loop())
-                for loop in (self._heartbeats, self._maintenance, self._cancellations)
-            ]
             await self.refresh_policies()
             await self.refresh_throttles()
+            leases = LeaseKeeper(self.store, self.policies, self._backend.in_flight)
+            maintenance = Maintenance(
+                self.store, self.policies, self.queues, time_slice_seconds=self._maintenance_interval / 2
+            )
+            loops = {
+                "leases": background.run_every(
+                    "leases",
+                    leases.extend_once,
+                    interval_seconds=lambda: leases.interval_seconds(self.queues),
+                ),
+                "settings": background.run_every(
+                    "settings", self.refresh_policies, interval_seconds=self._maintenance_interval
+                ),
+                "throttles": background.run_every(
+                    "throttles", self.refresh_throttles, interval_seconds=self._maintenance_interval
+                ),
+                "maintenance": background.run_every(
+                    "maintenance", maintenance.run_once, interval_seconds=self._maintenance_interval
+                ),
+                "cancellations": background.run_every(
+                    "cancellations",
+                    partial(listen_for_cancellations, self.store, self._backend.in_flight),
+                    interval_seconds=0.5,
+                ),
+            }
+            self._background = [
+                background.start(name, loop, on_death=self._on_loop_death) for name, loop in loops.items()
+            ]
+
+    def _stop_on_loop_death(self, name: str, why: BaseException) -> None:
+        """A worker without its leases or reclaim must not go on taking jobs: it stops, so its process
+        exits and its supervisor (make run, Kubernetes) starts a new one."""
+        self.loop_death = f"background loop {name!r} died: {type(why).__name__}: {why}"
+        self.accepting = False
+        self.loop_died.set()
 
     async def shutdown(self) -> None:
         self.accepting = False
         for task in self._background:
             task.cancel()
         for task in self._background:
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.release_unfinished()
         await super().shutdown()
 
     async def release_unfinished(self) -> None:
         """Hands the jobs still running here back to their queues (a stop, not a failure)."""
-        unfinished = list(self._backend.in_flight)
+        unfinished = [running.claimed for running in self._backend.in_flight.values()]
         if not unfinished:
             return
-        released = await _persist(
-            lambda: self.store.release(self.worker_id, unfinished), what="released jobs", give_up_after=5
+        released = await persist(
+            lambda: self.store.release(unfinished), what="released jobs", give_up_after=5
         )
-        logger.warning("handed unfinished jobs back", extra={"jobs": unfinished, "released": released})
+        logger.warning(
+            "handed unfinished jobs back",
+            extra={"jobs": [job.id for job in unfinished], "released": released},
+        )
         self._backend.in_flight.clear()
 
     async def listen(self) -> AsyncGenerator[bytes | AckableMessage, None]:
         """Claims jobs while this worker has room; when there is none, sleeps until woken or due.
 
-        A submit, retry or resume wakes the worker through a blocking pop on the queues' markers. The
-        next delayed job's due time is kept by a local timer instead, since Redis only checks blocking
+        Each claim is one queue's script (one hash tag); the queues with room are tried in a rotating
+        order. A submit, retry or resume wakes the worker through a blocking pop on the queues' markers.
+        The next delayed job's due time is kept by a local timer instead, since Redis only checks blocking
         timeouts at its own tick (up to 100 ms late): a pending wake-up is kept, never lost, across it.
         """
         wake: asyncio.Task[None] | None = None
@@ -308,31 +237,48 @@ class SwitchboardBroker(AsyncBroker):
         try:
             while self.accepting:
                 leases = await self._queues_with_room()
+                if not self.accepting:
+                    break
                 if drained:
                     # The last claim saw nothing else to do: sleep until a submit wakes us, no empty claim.
                     wake, backoff = await self._sleep(wake, leases, None, backoff)
                     drained = False
                 try:
-                    claimed = await self.store.claim(self.worker_id, leases, self._throttles)
-                except RedisError as error:
+                    claimed, due_in = await self._claim_first(leases)
+                except (RedisError, TimeoutError) as error:
                     backoff = await self._back_off("waiting for jobs", error, backoff)
                     continue
-                if isinstance(claimed, ClaimedJob):
+                if claimed is not None:
                     backoff = 0.05
-                    drained = not claimed.more
+                    drained = not claimed.more and len(leases) == 1
                     if self.find_task(claimed.task) is None:
-                        await self._refuse_unknown_task(claimed)
+                        await self._hand_back_unknown_task(claimed)
                         continue
                     self._track(claimed)
                     yield AckableMessage(data=claimed.message, ack=partial(self._done, claimed.id))
                     continue
-                due_in = None
-                if claimed.next_due_ms is not None:
-                    due_in = max(0.0, (claimed.next_due_ms - claimed.now_ms) / 1000)
                 wake, backoff = await self._sleep(wake, leases, due_in, backoff)
         finally:
             if wake is not None:
                 wake.cancel()
+
+    async def _claim_first(self, leases: list[tuple[str, int]]) -> tuple[ClaimedJob | None, float | None]:
+        """The first job one of the queues gives; else None and the seconds until the next is due."""
+        due_in: float | None = None
+        for queue, lease_ms in leases:
+            claimed = await self.store.claim(
+                self.worker_id,
+                queue,
+                lease_ms,
+                self.throttles.throttles.get(queue),
+                tasks=self._tasks_per_queue.get(queue) or self.tasks_for(queue),
+            )
+            if isinstance(claimed, ClaimedJob):
+                return claimed, None
+            if claimed.next_due_ms is not None:
+                wait = max(0.0, (claimed.next_due_ms - claimed.now_ms) / 1000)
+                due_in = wait if due_in is None else min(due_in, wait)
+        return None, due_in
 
     async def _sleep(
         self,
@@ -349,7 +295,7 @@ class SwitchboardBroker(AsyncBroker):
         if wake not in done:
             return wake, backoff
         failure = wake.exception()
-        if isinstance(failure, RedisError):
+        if isinstance(failure, RedisError | TimeoutError):
             return None, await self._back_off("waiting for jobs", failure, backoff)
         if failure is not None:
             raise failure
@@ -361,19 +307,21 @@ class SwitchboardBroker(AsyncBroker):
         await asyncio.sleep(delay)
         return min(delay * 2, 1.0)
 
-    async def _refuse_unknown_task(self, claimed: ClaimedJob) -> None:
-        """A job for a task this worker does not have fails at once, saying so (taskiq would drop it)."""
-        error = AttemptError(
-            type="UnknownTask",
-            message=f"no task {claimed.task!r} in worker {self.worker_id}; deploy workers that register it",
-            retryable=False,
+    async def _hand_back_unknown_task(self, claimed: ClaimedJob) -> None:
+        """A job for a task this worker does not have goes back to its queue, no attempt used, for a
+        worker that has it (a rolling deploy, or workers with different task modules)."""
+        logger.warning(
+            "job names a task this worker does not have; handed back for another worker",
+            extra={
+                "job_id": claimed.id,
+                "task": claimed.task,
+                "queue": claimed.queue,
+                "worker": self.worker_id,
+            },
         )
-        logger.error(
-            "job names a task this worker does not have", extra={"job_id": claimed.id, "task": claimed.task}
-        )
-        await _persist(
-            lambda: self.store.finish(claimed.id, self.worker_id, error=error),
-            what=f"outcome of job {claimed.id}",
+        await persist(
+            lambda: self.store.release([claimed]),
+            what=f"hand-back of job {claimed.id}",
             give_up_after=self.policies[claimed.queue].lease_ms / 1000,
         )
 
@@ -384,9 +332,9 @@ class SwitchboardBroker(AsyncBroker):
             claimed.queue,
             attempt=claimed.attempts + 1,
             deliveries=claimed.deliveries,
-            report_progress=partial(self.store.set_progress, claimed.id, self.worker_id),
+            report_progress=partial(self.store.set_progress, claimed),
         )
-        self._backend.in_flight[claimed.id] = _InFlight(claimed.queue, context, claimed)
+        self._backend.in_flight[claimed.id] = InFlight(claimed.queue, context, claimed)
         metrics.observe_started(claimed.queue, (claimed.started_at_ms - claimed.ready_at_ms) / 1000)
 
     async def _done(self, job_id: str) -> None:
@@ -403,132 +351,16 @@ class SwitchboardBroker(AsyncBroker):
         A queue whose rate-limit rule was never read starts nothing: its limit is honoured, not guessed.
         """
         async with self._slot_freed:
-            while True:
+            while self.accepting:
                 room = [
                     (queue, self.policies[queue].lease_ms)
                     for queue in self.queues
                     if self._running_per_queue[queue] < self.policies[queue].concurrency
-                    and (self._rules_known or not self.policies[queue].rate_limit_rule)
+                    and (self.throttles.known.is_set() or not self.policies[queue].rate_limit_rule)
                 ]
                 if room:
                     self._rotation = (self._rotation + 1) % len(room)
                     return room[self._rotation :] + room[: self._rotation]
-                await self._slot_freed.wait()
-
-    async def _heartbeats(self) -> None:
-        """Extends the leases of running jobs; tells a task when its job was cancelled or taken away."""
-        while True:
-            interval = min(self.policies[q].lease_ms for q in self.queues) / 3000
-            await asyncio.sleep(interval)
-            by_queue: dict[str, list[tuple[str, str]]] = {}
-            for job_id, in_flight in list(self._backend.in_flight.items()):
-                by_queue.setdefault(in_flight.queue, []).append((in_flight.queue, job_id))
-            for queue, jobs in by_queue.items():
-                try:
-                    verdicts = await self.store.heartbeat(self.worker_id, jobs, self.policies[queue].lease_ms)
-                except RedisError as error:
-                    logger.warning("lease extension failed; retrying", extra={"error": str(error)})
-                    continue
-                for job_id, verdict in verdicts.items():
-                    running = self._backend.in_flight.get(job_id)
-                    if running is not None:
-                        if verdict == "lost":
-                            logger.error("job's lease was lost; stopping it", extra={"job_id": job_id})
-                        running.context.cancelled.set()
-
-    def _throttled_queues(self) -> list[str]:
-        return [queue for queue in self.queues if self.policies[queue].rate_limit_rule]
-
-    async def refresh_throttles(self) -> None:
-        """Reads the rate-limit rules the queues' policies name; keeps the last ones if that fails."""
-        if self._fetch_rules is None or not self._throttled_queues():
-            return
-        try:
-            rules = await self._fetch_rules()
-        except Exception as error:  # the rate-limit service is another process: any failure is "not now"
-            if not self._rules_unreachable:
-                logger.warning(
-                    "cannot read rate-limit rules; keeping the last known",
-                    extra={"error": str(error), "throttled_queues": self._throttled_queues()},
-                )
-            self._rules_unreachable = True
-            return
-        if self._rules_unreachable:
-            logger.info("rate-limit rules readable again")
-        self._rules_unreachable = False
-        throttles = {}
-        for queue in self.queues:
-            name = self.policies[queue].rate_limit_rule
-            if name and name in rules:
-                throttles[queue] = rules[name]
-            elif name:
-                logger.warning(
-                    "queue's rate-limit rule does not exist; not throttled",
-                    extra={"queue": queue, "rule": name},
-                )
-        self._throttles = throttles
-        if not self._rules_known:
-            self._rules_known = True
-            async with self._slot_freed:
-                self._slot_freed.notify_all()
-
-    async def _maintenance(self) -> None:
-        """Reclaims expired leases, applies retention and picks up policy changes, every interval."""
-        while True:
-            try:
-                await self.refresh_policies()
-                await self.refresh_throttles()
-                for queue in self.queues:
-                    policy = self.policies[queue]
-                    requeued, dead = await self.store.reclaim_expired(queue, policy.max_deliveries)
-                    if requeued or dead:
-                        logger.warning(
-                            "reclaimed jobs whose worker stopped responding",
-                            extra={"queue": queue, "requeued": requeued, "dead_lettered": dead},
-                        )
-                        metrics.observe_reclaimed(queue, requeued, len(dead))
-                    await self._apply_retention(queue)
-            except RedisError as error:
-                logger.warning("maintenance skipped: Redis unreachable", extra={"error": str(error)})
-            await asyncio.sleep(self._maintenance_interval)
-
-    async def _apply_retention(self, queue: str) -> None:
-        policy = self.policies[queue]
-        for state, retention in (
-            (JobState.COMPLETED, policy.remove_on_complete),
-            (JobState.FAILED, policy.remove_on_fail),
-            (JobState.CANCELLED, policy.remove_on_fail),
-            (JobState.DEAD_LETTERED, policy.remove_on_fail),
-        ):
-            if retention.age_seconds or retention.count:
-                await self.store.remove_finished(
-                    queue,
-                    state,
-                    max_age_ms=retention.age_seconds * 1000 if retention.age_seconds else -1,
-                    keep_count=retention.count if retention.count else -1,
-                )
-
-    async def refresh_policies(self) -> None:
-        """Re-reads the stored settings; the policies in force stay if Redis does not answer."""
-        try:
-            self.policies.apply_settings(await self.store.redis.get(self._settings_key))
-        except RedisError as error:
-            logger.warning("could not read stored settings; keeping policies", extra={"error": str(error)})
-
-    async def _cancellations(self) -> None:
-        """Listens for cancel requests of active jobs and signals the running task at once."""
-        while True:
-            try:
-                async with self.store.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(self.store.cancel_channel)
-                    while True:
-                        message = await pubsub.get_message(timeout=MAX_IDLE_WAIT_SECONDS)
-                        if message is None:
-                            continue
-                        job_id = message["data"].decode()
-                        running = self._backend.in_flight.get(job_id)
-                        if running is not None:
-                            running.context.cancelled.set()
-            except RedisError as error:
-                logger.warning("cancel listener lost Redis; reconnecting", extra={"error": str(error)})
-                await asyncio.sleep(0.5)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._slot_freed.wait(), timeout=MAX_IDLE_WAIT_SECONDS)
+            return []

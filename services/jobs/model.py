@@ -71,6 +71,8 @@ class Job:
     result: Any = None
     has_result: bool = False
     worker: str = ""
+    version: int = 0
+    """Transitions the job went through: of two answers about one job, the larger version is newer."""
 
 
 def _int_or_none(value: object) -> int | None:

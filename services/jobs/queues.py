@@ -8,7 +8,6 @@ a change without a restart.
 from __future__ import annotations
 
 import enum
-import json
 import logging
 import random
 from collections.abc import Mapping
@@ -110,6 +109,49 @@ def merge_policy(base: QueuePolicy, override: Mapping[str, Any]) -> QueuePolicy:
     return QueuePolicy.model_validate(merged)
 
 
+class StoredSettings(BaseModel):
+    """The part of the stored settings document (written by the admin API) that the queues read."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    version: int = Field(default=0, ge=0)
+    queue_policies: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class SettingsDocumentError(ValueError):
+    """The stored settings document does not validate; the message says what is wrong."""
+
+
+def policies_from_document(
+    raw: bytes | str, defaults: Mapping[str, QueuePolicy]
+) -> tuple[int, dict[str, QueuePolicy]]:
+    """(version, policy per queue) of a stored settings document; anything invalid → SettingsDocumentError."""
+    try:
+        document = StoredSettings.model_validate_json(raw)
+    except ValidationError as error:
+        raise SettingsDocumentError(_problems(error)) from None
+    policies = dict(defaults)
+    problems = []
+    for queue, override in document.queue_policies.items():
+        if queue not in policies:
+            problems.append(f"queue_policies.{queue}: no such queue; use one of {', '.join(policies)}")
+            continue
+        try:
+            policies[queue] = merge_policy(defaults[queue], override)
+        except ValidationError as error:
+            problems.append(_problems(error, prefix=f"queue_policies.{queue}."))
+    if problems:
+        raise SettingsDocumentError("; ".join(problems))
+    return document.version, policies
+
+
+def _problems(error: ValidationError, prefix: str = "") -> str:
+    return "; ".join(
+        f"{prefix}{'.'.join(str(part) for part in problem['loc']) or '(document)'}: {problem['msg']}"
+        for problem in error.errors()
+    )
+
+
 class PolicyBook:
     """The policy in force per queue: the defaults with the overrides from the stored settings."""
 
@@ -117,6 +159,7 @@ class PolicyBook:
         self._defaults = dict(defaults)
         self._policies = dict(defaults)
         self.version = 0
+        self._rejected: bytes | str | None = None
 
     def __getitem__(self, queue: str) -> QueuePolicy:
         return self._policies[queue]
@@ -125,36 +168,30 @@ class PolicyBook:
     def queues(self) -> tuple[str, ...]:
         return tuple(self._policies)
 
-    def apply_settings(self, raw: bytes | str | None) -> None:
-        """Applies the stored settings document (JSON: `{"version", "queue_policies": {queue: {...}}}`).
+    def apply_settings(self, raw: bytes | str | None) -> bool:
+        """Applies the stored settings document (JSON: `{"version", "queue_policies": {queue: {...}}}`);
+        → whether the policies in force are the document's.
 
-        A bad override is logged and that queue keeps its defaults: a typo must not stop the workers.
+        No document means the defaults. A document that does not validate, as a whole, changes nothing:
+        the policies in force stay (the defaults at start), and what is wrong is logged once per document.
         """
         if raw is None:
-            document: dict[str, Any] = {}
+            version, policies = 0, dict(self._defaults)
         else:
+            if raw == self._rejected:
+                return False
             try:
-                document = json.loads(raw)
-            except ValueError:
-                logger.exception("stored settings are not JSON; keeping the policies in force")
-                return
-        version = int(document.get("version", 0))
-        if version == self.version and version != 0:
-            return
-        overrides = document.get("queue_policies") or {}
-        policies = dict(self._defaults)
-        for queue, override in overrides.items():
-            if queue not in policies:
-                logger.warning("settings override an unknown queue", extra={"queue": queue})
-                continue
-            try:
-                policies[queue] = merge_policy(self._defaults[queue], override)
-            except ValidationError as error:
+                version, policies = policies_from_document(raw, self._defaults)
+            except SettingsDocumentError as error:
+                self._rejected = raw
                 logger.error(
-                    "invalid policy override; queue keeps its defaults",
-                    extra={"queue": queue, "problem": str(error)},
+                    "stored settings do not validate; keeping the policies in force",
+                    extra={"problem": str(error), "version_in_force": self.version},
                 )
-        self._policies = policies
+                return False
+        self._rejected = None
         if version != self.version:
             logger.info("queue policies updated", extra={"settings_version": version})
+        self._policies = policies
         self.version = version
+        return True

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Sequence
 
 from prometheus_client import start_http_server
 
+from services.jobs import metrics
 from services.jobs.broker import SwitchboardBroker
+from services.jobs.catalog import register_tasks
 from services.jobs.manager import JobManager
 from services.jobs.queues import QUEUE_NAMES, PolicyBook
 from services.jobs.servicer import JobsServicer
 from services.jobs.settings import JobsSettings
 from services.jobs.store import JobStore
-from services.jobs.tasks import register_tasks
 from services.runtime.server import ServiceBinding, ServiceContext
 from switchboard.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 
@@ -24,12 +23,19 @@ POLICY_REFRESH_SECONDS = 1.0
 async def build(settings: JobsSettings, context: ServiceContext) -> Sequence[ServiceBinding]:
     store = JobStore(context.redis, context.redis_mux, prefix=settings.jobs_key_prefix)
     # The service never runs tasks; the broker here only knows which tasks each queue accepts.
-    catalog = SwitchboardBroker(store, PolicyBook(), queues=QUEUE_NAMES)
+    catalog = SwitchboardBroker(
+        store, PolicyBook(), queues=QUEUE_NAMES, max_payload_bytes=settings.max_payload_bytes
+    )
     register_tasks(catalog, diagnostics_enabled=settings.diagnostics_enabled)
-    refresher = asyncio.create_task(_keep_policies_fresh(catalog))
-    context.exit_stack.callback(refresher.cancel)
+    await catalog.refresh_policies()
+    context.run_in_background("policies", catalog.refresh_policies, interval_seconds=POLICY_REFRESH_SECONDS)
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
+        context.run_in_background(
+            "queue-depth",
+            lambda: _read_queue_depths(store),
+            interval_seconds=settings.queue_depth_interval_seconds,
+        )
     manager = JobManager(
         store, catalog.policies, tasks_for=catalog.tasks_for, max_payload_bytes=settings.max_payload_bytes
     )
@@ -42,8 +48,9 @@ async def build(settings: JobsSettings, context: ServiceContext) -> Sequence[Ser
     ]
 
 
-async def _keep_policies_fresh(catalog: SwitchboardBroker) -> None:
-    with contextlib.suppress(asyncio.CancelledError):
-        while True:
-            await catalog.refresh_policies()
-            await asyncio.sleep(POLICY_REFRESH_SECONDS)
+async def _read_queue_depths(store: JobStore) -> None:
+    """`switchboard_queue_jobs` from the store's per-state counts: what autoscalers and dashboards read.
+    A failed reading (Redis down) leaves the gauge at its last values; the service's health says why."""
+    for queue in QUEUE_NAMES:
+        counts = await store.counts(queue)
+        metrics.observe_queue_counts(queue, {str(state): n for state, n in counts.items()})

@@ -120,6 +120,7 @@ def job_to_proto(job: Job) -> jobs_pb2.Job:
         cancel_requested=job.cancel_requested,
         deliveries=job.deliveries,
         worker=job.worker,
+        version=job.version,
         attempt_errors=[_error_to_proto(error) for error in job.attempt_errors],
     )
     message.payload.update(job.payload)

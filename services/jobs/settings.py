@@ -13,7 +13,13 @@ class JobsSettings(ServiceSettings):
     jobs_key_prefix: str = Field(default="sb", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
     diagnostics_enabled: bool = Field(default=True, description="Register the diagnostics.* tasks.")
     max_payload_bytes: int = Field(default=1024 * 1024, ge=1, le=4 * 1024 * 1024)
+    max_result_bytes: int = Field(
+        default=1024 * 1024, ge=1, le=4 * 1024 * 1024, description="A task's result, as JSON, at most."
+    )
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus /metrics; 0: off.")
+    queue_depth_interval_seconds: float = Field(
+        default=5.0, gt=0, le=300, description="How often the service reads queue depths into /metrics."
+    )
 
 
 class WorkerSettings(JobsSettings):

@@ -1,15 +1,12 @@
 """Job state in Redis: every transition is one Lua script, atomic, timed by the Redis server's clock.
 
-Layout under a key prefix (`sb` by default):
-- `{p}:job:{id}` hash (the record, its taskiq message and result), `{p}:job:{id}:errors` list;
-- per queue `{p}:q:{queue}:…`: `wait` (zset: priority, then submit order), `delayed` (zset: due time),
-  `active` (zset: lease deadline), `marker` (zset that wakes a blocked worker), `paused` (flag),
-  `s:{state}` (zset per state: when the job entered it — listing newest first and counting are O(log n)),
-  `all` (zset: created time).
+The key layout, and why no client-chosen id can collide with another key, is in `services.jobs.keys`.
+Every script works on one queue (one hash tag), gets its keys as KEYS, and is idempotent under a re-send.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -22,8 +19,10 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
+from services.jobs.keys import QueueKeys
 from services.jobs.model import AttemptError, Job, JobState
-from services.ratelimit.limiter import shared_lua
+from services.jobs.queues import QUEUE_NAMES
+from services.limit_algorithms import Throttle, lua_functions
 from services.runtime.errors import (
     ConflictError,
     FailedPreconditionError,
@@ -41,18 +40,8 @@ SEARCH_SCAN_BUDGET = 5000
 @cache
 def _lua(name: str) -> str:
     # Every script gets the prelude and the limiter's algorithms (the queue throttle is the same limiter).
-    parts = [(LUA_DIR / "prelude.lua").read_text(), shared_lua(), (LUA_DIR / f"{name}.lua").read_text()]
+    parts = [(LUA_DIR / "prelude.lua").read_text(), lua_functions(), (LUA_DIR / f"{name}.lua").read_text()]
     return "\n".join(parts)
-
-
-@dataclass(frozen=True)
-class Throttle:
-    """How fast a queue may start jobs: a rate-limit rule's parameters (see services.ratelimit.rules)."""
-
-    algorithm: str
-    period_ms: int
-    limit: int
-    capacity: int
 
 
 @dataclass(frozen=True)
@@ -66,7 +55,9 @@ class ClaimedJob:
     started_at_ms: int
     task: str
     more: bool = True
-    """False when the claim saw no other waiting or delayed job on the worker's queues."""
+    """False when the claim saw no other waiting or delayed job on the queue."""
+    lease_token: str = ""
+    """The claim's token: only it may extend, finish or hand back the job."""
 
 
 @dataclass(frozen=True)
@@ -86,9 +77,12 @@ class JobStore:
     """Reads and moves jobs. One instance per process: transitions (scripts) go over the process's shared
     connection, reads and the rest over its redis-py client."""
 
-    def __init__(self, redis: Redis, scripts: RedisMux, *, prefix: str = "sb") -> None:
+    def __init__(
+        self, redis: Redis, scripts: RedisMux, *, prefix: str = "sb", queues: Sequence[str] = QUEUE_NAMES
+    ) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.queues = tuple(queues)
         self._mux = scripts
         self._scripts: dict[str, MuxScript] = {}
 
@@ -97,14 +91,14 @@ class JobStore:
             self._scripts[name] = MuxScript(self._mux, _lua(name))
         return self._scripts[name]
 
-    async def _run(self, name: str, *args: str | int | bytes) -> Any:
-        return await self._script(name)(args=[self.prefix, *args])
+    async def _run(self, name: str, keys: Sequence[str], *args: str | int | bytes) -> Any:
+        return await self._script(name)(keys=keys, args=args)
 
-    def _job_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}"
+    def keys(self, queue: str) -> QueueKeys:
+        return QueueKeys(self.prefix, queue)
 
     def queue_key(self, queue: str, name: str) -> str:
-        return f"{self.prefix}:q:{queue}:{name}"
+        return self.keys(queue).named(name)
 
     @property
     def cancel_channel(self) -> str:
@@ -125,18 +119,19 @@ class JobStore:
         delay_ms: int = 0,
     ) -> tuple[Job, bool]:
         """Creates the job, or returns the existing one with that id. → (job, created)."""
+        keys = self.keys(queue)
+        elsewhere = await self._queue_of(job_id, exclude=queue)
+        if elsewhere is not None:
+            raise self._id_taken(job_id, elsewhere, None)
         reply = await self._run(
-            "submit", job_id, queue, task, json.dumps(payload), message, priority, max_attempts, delay_ms
-        )
+            "submit",
+            [keys.base, keys.job(job_id)],
+            job_id, queue, task, json.dumps(payload), message, priority, max_attempts, delay_ms,
+        )  # fmt: skip
         if reply[0] == 0:
-            existing_queue, existing_task = _text(reply[1]), _text(reply[2])
-            if (existing_queue, existing_task) != (queue, task):
-                raise ConflictError(
-                    f"job id {job_id!r} is already used by a {existing_task!r} job on queue "
-                    f"{existing_queue!r}; choose another id",
-                    reason="JOB_ID_TAKEN",
-                    metadata={"job_id": job_id},
-                )
+            existing_task = _text(reply[1])
+            if existing_task != task:
+                raise self._id_taken(job_id, queue, existing_task)
             return await self.get(job_id), False
         # The new job as the script wrote it: no read-back (a worker may have started it by now).
         created_at = int(reply[2])
@@ -152,8 +147,18 @@ class JobStore:
             deliveries=0,
             created_at_ms=created_at,
             run_at_ms=created_at + delay_ms,
+            version=1,
         )
         return job, True
+
+    @staticmethod
+    def _id_taken(job_id: str, queue: str, task: str | None) -> ConflictError:
+        what = f"a {task!r} job" if task else "a job"
+        return ConflictError(
+            f"job id {job_id!r} is already used by {what} on queue {queue!r}; choose another id",
+            reason="JOB_ID_TAKEN",
+            metadata={"job_id": job_id, "queue": queue},
+        )
 
     @staticmethod
     def new_id() -> str:
@@ -161,23 +166,38 @@ class JobStore:
 
     # --- reading ----------------------------------------------------------------------------------
 
+    async def _queue_of(self, job_id: str, *, exclude: str = "") -> str | None:
+        """The queue that holds job `job_id` (ids are unique across queues), or None."""
+        candidates = [queue for queue in self.queues if queue != exclude]
+        # Over the shared connection: the checks of one loop turn go out in one write, no pool checkout.
+        found = await asyncio.gather(
+            *(self._mux.execute("EXISTS", self.keys(queue).job(job_id)) for queue in candidates)
+        )
+        return next((queue for queue, hit in zip(candidates, found, strict=True) if hit), None)
+
+    async def _located(self, job_id: str) -> str:
+        queue = await self._queue_of(job_id)
+        if queue is None:
+            raise _not_found(job_id)
+        return queue
+
     async def get(self, job_id: str) -> Job:
+        """The job with that id, on whichever queue it is (one round trip)."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(self._job_key(job_id))
-            pipe.lrange(self._job_key(job_id) + ":errors", 0, -1)
-            fields, errors = await pipe.execute()
-        if not fields:
-            raise NotFoundError(
-                f"no job with id {job_id!r}; it never existed or was removed by its queue's retention",
-                reason="JOB_NOT_FOUND",
-                metadata={"job_id": job_id},
-            )
-        return _job_from_hash(fields, errors)
+            for queue in self.queues:
+                pipe.hgetall(self.keys(queue).job(job_id))
+                pipe.lrange(self.keys(queue).errors(job_id), 0, -1)
+            replies = await pipe.execute()
+        for index in range(0, len(replies), 2):
+            if replies[index]:
+                return _job_from_hash(replies[index], replies[index + 1])
+        raise _not_found(job_id)
 
     async def counts(self, queue: str) -> dict[JobState, int]:
+        keys = self.keys(queue)
         async with self.redis.pipeline(transaction=False) as pipe:
             for state in JobState:
-                pipe.zcard(self.queue_key(queue, f"s:{state.value}"))
+                pipe.zcard(keys.state_index(state.value))
             values = await pipe.execute()
         return dict(zip(JobState, (int(v) for v in values), strict=True))
 
@@ -190,34 +210,43 @@ class JobStore:
         page_size: int = 50,
         page_token: str = "",
     ) -> tuple[list[Job], str]:
-        """Jobs newest first across `queues`, `page_size` at a time; → (jobs, next page token or "")."""
+        """Jobs newest first across `queues`, `page_size` at a time; → (jobs, next page token or "").
+
+        Correct while retention deletes jobs under it: a job removed between reading the index and reading
+        the job is skipped and the page is filled from further down, and the token is the position of the
+        last entry examined, so the next page neither repeats nor skips one. Each round reads the indexes
+        only down to the point where every queue's part is known (a k-way merge), so the order is global.
+        """
         cursor = _decode_token(page_token)
         index = f"s:{state.value}" if state else "all"
-        examined = 0
         found: list[Job] = []
-        # Each queue's index is read newest first from the cursor; merging them keeps global order.
-        candidates: list[tuple[float, str, str]] = []
-        # Without a search a page needs at most page_size entries of each queue; a search scans further.
-        wanted = SEARCH_SCAN_BUDGET if search else page_size
-        for queue in queues:
-            entries = await self._entries_before(self.queue_key(queue, index), cursor, wanted)
-            candidates.extend((score, job_id, queue) for job_id, score in entries)
-        candidates.sort(key=lambda entry: (entry[0], entry[1]), reverse=True)
-        last: tuple[float, str] | None = None
-        for chunk_start in range(0, len(candidates), 200):
-            chunk = candidates[chunk_start : chunk_start + 200]
-            jobs = await self._get_many([job_id for _, job_id, _ in chunk])
-            for (score, job_id, _), job in zip(chunk, jobs, strict=True):
+        examined = 0
+        batch = max(page_size, 200) if search else page_size
+        while True:
+            candidates: list[tuple[float, str]] = []
+            boundary: tuple[float, str] | None = None
+            for queue in queues:
+                entries = await self._entries_before(self.queue_key(queue, index), cursor, batch)
+                candidates.extend((score, job_id) for job_id, score in entries)
+                if len(entries) == batch:
+                    # This queue has more below its last entry: nothing under it is known to be in order.
+                    last = (entries[-1][1], entries[-1][0])
+                    boundary = last if boundary is None or last > boundary else boundary
+            candidates.sort(reverse=True)
+            safe = [entry for entry in candidates if boundary is None or entry >= boundary]
+            jobs = await self._get_many(queues, [job_id for _, job_id in safe])
+            for entry, job in zip(safe, jobs, strict=True):
                 examined += 1
-                last = (score, job_id)
+                cursor = entry
                 if job is None or (search and not _matches(job, search)):
                     continue
                 found.append(job)
                 if len(found) == page_size:
-                    return found, _encode_token(last)
+                    return found, _encode_token(entry)
+            if boundary is None:
+                return found, ""
             if examined >= SEARCH_SCAN_BUDGET:
-                return found, _encode_token(last) if last else ""
-        return found, ""
+                return found, _encode_token(cursor) if cursor else ""
 
     async def _entries_before(
         self, key: str, cursor: tuple[float, str] | None, count: int
@@ -238,61 +267,75 @@ class JobStore:
             (_text(member), s) for member, s in raw if s < score or (s == score and _text(member) < last_id)
         ]
 
-    async def _get_many(self, job_ids: Sequence[str]) -> list[Job | None]:
+    async def _get_many(self, queues: Sequence[str], job_ids: Sequence[str]) -> list[Job | None]:
+        if not job_ids:
+            return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
-                pipe.hgetall(self._job_key(job_id))
+                for queue in queues:
+                    pipe.hgetall(self.keys(queue).job(job_id))
             hashes = await pipe.execute()
-        return [_job_from_hash(fields, []) if fields else None for fields in hashes]
+        jobs: list[Job | None] = []
+        for position in range(len(job_ids)):
+            found = [h for h in hashes[position * len(queues) : (position + 1) * len(queues)] if h]
+            jobs.append(_job_from_hash(found[0], []) if found else None)
+        return jobs
 
     # --- workers ----------------------------------------------------------------------------------
 
     async def claim(
-        self, worker: str, leases: Sequence[tuple[str, int]], throttles: Mapping[str, Throttle] | None = None
+        self,
+        worker: str,
+        queue: str,
+        lease_ms: int,
+        throttle: Throttle | None = None,
+        *,
+        tasks: Sequence[str],
     ) -> ClaimedJob | NothingToClaim:
-        """Takes the next job from the first of `leases` ((queue, lease ms) pairs) that has one and whose
-        throttle allows a start now."""
-        arguments: list[str | int] = []
-        for queue, lease_ms in leases:
-            throttle = (throttles or {}).get(queue)
-            arguments += [queue, lease_ms]
-            if throttle is None:
-                arguments += ["", 0, 0, 0]
-            else:
-                arguments += [
-                    throttle.algorithm,
-                    throttle.period_ms * 1000,
-                    throttle.limit,
-                    throttle.capacity,
-                ]
-        reply = await self._run("claim", worker, *arguments)
+        """Takes the next job of `queue` that names one of `tasks`, if its throttle allows a start now.
+        Jobs of other tasks stay waiting, for workers that have them (a rolling deploy, other modules).
+
+        The claim's token becomes the job's lease token: only this claim may extend, finish or hand back
+        the job. A claim re-sent after a lost reply answers the job the first one took.
+        """
+        keys = self.keys(queue)
+        token = uuid.uuid4().hex
+        if throttle is None:
+            rule: list[str | int] = ["", 0, 0, 0]
+        else:
+            rule = [throttle.algorithm, throttle.period_ms * 1000, throttle.limit, throttle.capacity]
+        script_keys = [keys.base, keys.claim_record(worker)]
+        reply = await self._run("claim", script_keys, worker, token, lease_ms, *rule, *tasks)
         if not reply[0]:
             next_due = int(reply[1])
             return NothingToClaim(next_due_ms=next_due if next_due >= 0 else None, now_ms=int(reply[2]))
         return ClaimedJob(
             id=_text(reply[0]),
-            queue=_text(reply[1]),
-            message=reply[2],
-            deliveries=int(reply[3]),
-            attempts=int(reply[4]),
-            ready_at_ms=int(reply[5]),
-            started_at_ms=int(reply[6]),
-            task=_text(reply[7]),
-            more=bool(int(reply[8])),
+            queue=queue,
+            message=reply[1],
+            deliveries=int(reply[2]),
+            attempts=int(reply[3]),
+            ready_at_ms=int(reply[4]),
+            started_at_ms=int(reply[5]),
+            task=_text(reply[6]),
+            more=bool(int(reply[7])),
+            lease_token=token,
         )
 
-    async def heartbeat(self, worker: str, jobs: Sequence[tuple[str, str]], lease_ms: int) -> dict[str, str]:
-        """Extends the leases of `jobs` ((queue, id) pairs); → {id: 'cancel' | 'lost'} for jobs to stop."""
+    async def heartbeat(self, queue: str, jobs: Sequence[ClaimedJob], lease_ms: int) -> dict[str, str]:
+        """Extends the leases of `jobs` (all of `queue`); → {id: 'cancel' | 'lost'} for jobs to stop."""
         if not jobs:
             return {}
-        flat = [item for pair in jobs for item in pair]
-        reply = await self._run("heartbeat", worker, lease_ms, *flat)
+        keys = self.keys(queue)
+        flat = [item for job in jobs for item in (job.id, job.lease_token)]
+        reply = await self._run(
+            "heartbeat", [keys.base, *(keys.job(job.id) for job in jobs)], lease_ms, *flat
+        )
         return {_text(reply[i]): _text(reply[i + 1]) for i in range(0, len(reply), 2)}
 
     async def finish(
         self,
-        job_id: str,
-        worker: str,
+        job: ClaimedJob,
         *,
         result: Any = None,
         error: AttemptError | None = None,
@@ -301,11 +344,16 @@ class JobStore:
     ) -> Finished:
         """Records an attempt's outcome: its result, or its error (retried after `retry_delay_ms` if the
         policy allows), or with `hold_ms` a rate-limited upstream (the job waits again, the queue holds)."""
+        keys = self.keys(job.queue)
+        script_keys = [keys.base, keys.job(job.id), keys.errors(job.id)]
+        lease = (job.id, "", job.lease_token)
         if hold_ms:
-            reply = await self._run("finish", job_id, worker, 0, "", "{}", 0, 0, KEEP_ATTEMPT_ERRORS, hold_ms)
+            reply = await self._run(
+                "finish", script_keys, *lease, 0, "", "{}", 0, 0, KEEP_ATTEMPT_ERRORS, hold_ms
+            )
         elif error is None:
             reply = await self._run(
-                "finish", job_id, worker, 1, json.dumps(result), "", 0, 0, KEEP_ATTEMPT_ERRORS
+                "finish", script_keys, *lease, 1, json.dumps(result), "", 0, 0, KEEP_ATTEMPT_ERRORS
             )
         else:
             encoded = json.dumps(
@@ -313,44 +361,65 @@ class JobStore:
                  "traceback": error.traceback}
             )  # fmt: skip
             reply = await self._run(
-                "finish", job_id, worker, 0, "", encoded, int(error.retryable), retry_delay_ms,
+                "finish", script_keys, *lease, 0, "", encoded, int(error.retryable), retry_delay_ms,
                 KEEP_ATTEMPT_ERRORS,
             )  # fmt: skip
         if _text(reply[0]) == "stale":
             return Finished(state=None)
         return Finished(state=JobState(_text(reply[0])), attempts=int(reply[1]))
 
-    async def release(self, worker: str, job_ids: Sequence[str]) -> int:
-        if not job_ids:
-            return 0
-        return int(await self._run("release", worker, *job_ids))
+    async def release(self, jobs: Sequence[ClaimedJob]) -> int:
+        """Hands `jobs` back to their queues, WAITING, the delivery not counted. → how many were."""
+        released = 0
+        by_queue: dict[str, list[ClaimedJob]] = {}
+        for job in jobs:
+            by_queue.setdefault(job.queue, []).append(job)
+        for queue, queued in by_queue.items():
+            keys = self.keys(queue)
+            flat = [item for job in queued for item in (job.id, job.lease_token)]
+            released += int(
+                await self._run("release", [keys.base, *(keys.job(job.id) for job in queued)], "", *flat)
+            )
+        return released
 
     async def reclaim_expired(
         self, queue: str, max_deliveries: int, limit: int = 100
     ) -> tuple[int, list[str]]:
         """→ (jobs requeued, ids dead-lettered) among the jobs whose lease ran out."""
-        reply = await self._run("reclaim", queue, max_deliveries, limit, KEEP_ATTEMPT_ERRORS)
+        reply = await self._run(
+            "reclaim", [self.keys(queue).base], max_deliveries, limit, KEEP_ATTEMPT_ERRORS
+        )
         return int(reply[0]), [_text(item) for item in reply[1:]]
 
-    async def set_progress(self, job_id: str, worker: str, progress: Any) -> bool:
-        return bool(await self._run("progress", job_id, worker, json.dumps(progress)))
+    async def set_progress(self, job: ClaimedJob, progress: Any) -> bool:
+        keys = self.keys(job.queue)
+        return bool(
+            await self._run("progress", [keys.base, keys.job(job.id)], job.lease_token, json.dumps(progress))
+        )
 
     async def remove_finished(
         self, queue: str, state: JobState, *, max_age_ms: int = -1, keep_count: int = -1, limit: int = 1000
     ) -> int:
+        """Removes up to `limit` finished jobs of `state` past the age or count; → how many."""
         if not state.finished:
             raise InvalidArgumentError.for_field(
                 "state", f"only finished jobs can be removed, not {state.name}; use COMPLETED, FAILED, "
                 "CANCELLED or DEAD_LETTERED"
             )  # fmt: skip
-        return int(await self._run("remove", queue, state.value, max_age_ms, keep_count, limit))
+        keys = self.keys(queue)
+        return int(
+            await self._run(
+                "remove", [keys.base, keys.state_index(state.value)], max_age_ms, keep_count, limit
+            )
+        )
 
     # --- operators --------------------------------------------------------------------------------
 
     async def cancel(self, job_id: str) -> Job:
         return await self._operate(
-            "cancel", job_id, "JOB_ALREADY_FINISHED", "is already {state} and cannot be cancelled"
-        )
+            "cancel", job_id, "JOB_ALREADY_FINISHED", "is already {state} and cannot be cancelled",
+            self.cancel_channel,
+        )  # fmt: skip
 
     async def retry(self, job_id: str) -> Job:
         return await self._operate(
@@ -358,12 +427,16 @@ class JobStore:
             "is {state}; only FAILED, CANCELLED or DEAD_LETTERED jobs can be retried",
         )  # fmt: skip
 
-    async def _operate(self, script: str, job_id: str, reason: str, refusal: str) -> Job:
-        """Runs an operator's script; → the job after it, or the error that says why it can't be done."""
-        reply = await self._run(script, job_id)
+    async def _operate(self, script: str, job_id: str, reason: str, refusal: str, *extra: str) -> Job:
+        """Runs an operator's script; → the job as the transition left it, or the error that says why it
+        can't be done. The answer is the script's own snapshot, never a read after it."""
+        keys = self.keys(await self._located(job_id))
+        token = uuid.uuid4().hex
+        script_keys = [keys.base, keys.job(job_id), keys.errors(job_id), keys.operation(token)]
+        reply = await self._run(script, script_keys, job_id, *extra)
         outcome = _text(reply[0])
         if outcome == "missing":
-            await self.get(job_id)  # raises NotFoundError
+            raise _not_found(job_id)
         if outcome == "final":
             state = JobState(_text(reply[1])).name
             raise FailedPreconditionError(
@@ -371,7 +444,8 @@ class JobStore:
                 reason=reason,
                 metadata={"job_id": job_id, "state": state},
             )
-        return await self.get(job_id)
+        fields, errors = reply[1]
+        return _job_from_hash(dict(zip(fields[::2], fields[1::2], strict=True)), errors)
 
     async def set_paused(self, queue: str, paused: bool) -> None:
         if paused:
@@ -386,8 +460,19 @@ class JobStore:
         return bool(await self.redis.exists(self.queue_key(queue, "paused")))
 
     async def wait_for_work(self, queues: Sequence[str], timeout_seconds: float) -> None:
-        """Blocks until a submit, retry or resume wakes this worker, or the timeout passes."""
+        """Blocks until a submit, retry or resume wakes this worker, or the timeout passes.
+
+        The one command over several queues' keys: on Redis Cluster, run a worker per queue (deploy/ does).
+        """
         await self.redis.bzpopmin([self.queue_key(q, "marker") for q in queues], timeout=timeout_seconds)
+
+
+def _not_found(job_id: str) -> NotFoundError:
+    return NotFoundError(
+        f"no job with id {job_id!r}; it never existed or was removed by its queue's retention",
+        reason="JOB_NOT_FOUND",
+        metadata={"job_id": job_id},
+    )
 
 
 def _matches(job: Job, search: str) -> bool:
@@ -415,8 +500,8 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _job_from_hash(fields: dict[bytes, bytes], errors: Sequence[bytes]) -> Job:
-    f = {_text(k): _text(v) for k, v in fields.items() if k != b"message"}
+def _job_from_hash(fields: Mapping[bytes, bytes] | Mapping[str, str], errors: Sequence[bytes | str]) -> Job:
+    f = {_text(k): _text(v) for k, v in fields.items() if _text(k) != "message"}
 
     def number(name: str) -> int | None:
         value = f.get(name)
@@ -443,4 +528,5 @@ def _job_from_hash(fields: dict[bytes, bytes], errors: Sequence[bytes]) -> Job:
         result=json.loads(f["result"]) if "result" in f else None,
         has_result="result" in f,
         worker=f.get("worker", ""),
+        version=int(f.get("version", 0)),
     )

@@ -6,10 +6,10 @@ the environment, as for every process.
 """
 
 from services.jobs.broker import SwitchboardBroker
+from services.jobs.catalog import register_tasks
 from services.jobs.queues import PolicyBook
 from services.jobs.settings import WorkerSettings
 from services.jobs.store import JobStore
-from services.jobs.tasks import register_tasks
 from services.runtime.redis_mux import RedisMux
 from services.runtime.redis_pool import create_redis
 from services.runtime.settings import load_settings
@@ -20,5 +20,7 @@ broker = SwitchboardBroker(
     PolicyBook(),
     queues=_settings.queue_list,
     maintenance_interval_seconds=_settings.maintenance_interval_seconds,
+    max_payload_bytes=_settings.max_payload_bytes,
+    max_result_bytes=_settings.max_result_bytes,
 )
 register_tasks(broker, diagnostics_enabled=_settings.diagnostics_enabled)

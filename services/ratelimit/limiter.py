@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 from redis.exceptions import RedisError
 
+from services.limit_algorithms import lua_functions
 from services.ratelimit.rules import Rule
 from services.runtime.errors import InvalidArgumentError, UnavailableError
 from services.runtime.redis_mux import MuxScript, RedisMux
@@ -20,12 +20,6 @@ from services.runtime.redis_mux import MuxScript, RedisMux
 LUA_DIR = Path(__file__).with_name("lua")
 MAX_KEY_LENGTH = 256
 MAX_COST = 1_000_000
-
-
-@cache
-def shared_lua() -> str:
-    """The algorithms as Lua functions, for any script that limits (the jobs queue's throttle too)."""
-    return (LUA_DIR / "limit.lua").read_text()
 
 
 @dataclass(frozen=True)
@@ -48,7 +42,7 @@ class Limiter:
         self._timeout = timeout_seconds
         self._cool_down = cool_down_seconds
         self._failing_until = 0.0
-        self._script = MuxScript(redis, shared_lua() + "\n" + (LUA_DIR / "check.lua").read_text())
+        self._script = MuxScript(redis, lua_functions() + "\n" + (LUA_DIR / "check.lua").read_text())
 
     async def warm_up(self) -> None:
         """Connects and loads the script, so the first checks of a new instance do not spend their short

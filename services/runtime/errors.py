@@ -73,6 +73,18 @@ class ConflictError(SwitchboardError):
     reason = "CONFLICT"
 
 
+class UnauthenticatedError(SwitchboardError):
+    """The call carries no credentials, or ones that are not valid (unknown, revoked, a wrong password)."""
+
+    reason = "UNAUTHENTICATED"
+
+
+class PermissionDeniedError(SwitchboardError):
+    """The caller is who it says, but may not do this (a key without the scope; not an admin)."""
+
+    reason = "PERMISSION_DENIED"
+
+
 class FailedPreconditionError(SwitchboardError):
     """The thing is in a state that does not allow this (cancelling a completed job)."""
 

@@ -25,6 +25,7 @@ import asyncio
 import collections
 import hashlib
 import socket
+import ssl
 import time
 from collections.abc import Sequence
 from typing import Any, cast
@@ -143,7 +144,9 @@ class RedisMux:
 
     async def _open(self) -> _Link:
         loop = asyncio.get_running_loop()
-        _, link = await loop.create_connection(_Link, self._settings.host, self._settings.port)
+        _, link = await loop.create_connection(
+            _Link, self._settings.host, self._settings.port, ssl=_tls_context(self._settings)
+        )
         handshake = []
         if self._settings.password is not None:
             handshake.append(link.send(("AUTH", self._settings.password.get_secret_value())))
@@ -273,6 +276,13 @@ class _Link(asyncio.Protocol):
             waiter, _ = self._waiting.popleft()
             if not waiter.done():
                 waiter.set_exception(error)
+
+
+def _tls_context(settings: RedisSettings) -> ssl.SSLContext | None:
+    """With `REDIS_TLS`: a client context that verifies the server's certificate and host name."""
+    if not settings.tls:
+        return None
+    return ssl.create_default_context(cafile=settings.tls_ca_file)
 
 
 def _response_error(reply: ResponseError) -> Exception:

@@ -6,7 +6,9 @@ of opening one more, so a burst of concurrent calls stays within `REDIS_MAX_CONN
 
 from __future__ import annotations
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from typing import Any
+
+from redis.asyncio import BlockingConnectionPool, Redis, SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -32,5 +34,17 @@ def create_redis(settings: RedisSettings, *, client_name: str | None = None) -> 
         # A short, bounded retry: callers see a failure within about two timeouts, never minutes.
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=settings.retries),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        **_tls_options(settings),
     )
     return Redis(connection_pool=pool)
+
+
+def _tls_options(settings: RedisSettings) -> dict[str, Any]:
+    if not settings.tls:
+        return {}
+    return {
+        "connection_class": SSLConnection,
+        "ssl_cert_reqs": "required",
+        "ssl_check_hostname": True,
+        "ssl_ca_certs": settings.tls_ca_file,
+    }

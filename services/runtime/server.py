@@ -16,7 +16,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,9 +28,9 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 from redis.asyncio import Redis
 
-from services.runtime import event_loop
+from services.runtime import background, event_loop
 from services.runtime.call_scope import with_call_scope
-from services.runtime.health import HealthMonitor
+from services.runtime.health import HealthMonitor, Probe
 from services.runtime.logs import configure_logging
 from services.runtime.message_size import GRPC_MAX_MESSAGE_BYTES
 from services.runtime.redis_mux import RedisMux
@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 # Bounded messages: a request larger than this is refused (RESOURCE_EXHAUSTED, by grpc itself) before it
 # reaches a servicer. It is built on the gateway's largest body limit, so only direct callers can meet it.
 MAX_MESSAGE_BYTES = GRPC_MAX_MESSAGE_BYTES
+# A health name that is SERVING while the process runs, whatever its dependencies do: what a Kubernetes
+# liveness probe asks (a Redis outage must make pods unready, not restart them all).
+LIVENESS_SERVICE = "liveness"
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,30 @@ class ServiceContext:
     redis_mux: RedisMux
     """The shared connection for hot paths (scripts run per request); opened at its first command."""
     exit_stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
+    dead_loops: dict[str, str] = field(default_factory=dict)
+    """Background loops that died, and why: the service then reports NOT_SERVING."""
+
+    def run_in_background(
+        self, name: str, iteration: background.Iteration, *, interval_seconds: float
+    ) -> asyncio.Task[None]:
+        """Runs `iteration` every interval for the life of the service; one failed iteration is logged
+        and the loop goes on; should the loop die, health goes NOT_SERVING and says why."""
+
+        def died(loop_name: str, why: BaseException) -> None:
+            self.dead_loops[loop_name] = f"{type(why).__name__}: {why}"
+
+        task = background.start(
+            name, background.run_every(name, iteration, interval_seconds=interval_seconds), on_death=died
+        )
+        self.exit_stack.callback(task.cancel)
+        return task
+
+    async def check_loops(self) -> None:
+        """A health probe: fails while any background loop is dead."""
+        if self.dead_loops:
+            raise RuntimeError(
+                "; ".join(f"background loop {n!r} died ({w})" for n, w in self.dead_loops.items())
+            )
 
 
 @dataclass
@@ -97,6 +124,7 @@ async def start_server(
     port: int = 0,
     health_interval_seconds: float = 1.0,
     redis_timeout_seconds: float = 1.0,
+    extra_probes: Mapping[str, Probe] | None = None,
 ) -> RunningServer:
     """Starts a server with `bindings`, health and reflection; `port=0` picks a free port."""
     server = grpc.aio.server(
@@ -123,9 +151,9 @@ async def start_server(
         raise ConfigurationError(f"cannot listen on {host}:{port}: address in use or not available")
     monitor = HealthMonitor(
         health_servicer,
-        probes={"redis": redis.ping},
+        probes={"redis": redis.ping, **(extra_probes or {})},
         dependent_services=[b.name for b in bindings if b.needs_redis],
-        independent_services=[b.name for b in bindings if not b.needs_redis],
+        independent_services=[*(b.name for b in bindings if not b.needs_redis), LIVENESS_SERVICE],
         interval_seconds=health_interval_seconds,
         probe_timeout_seconds=redis_timeout_seconds,
     )
@@ -176,6 +204,7 @@ async def _serve(name: str, settings: SettingsT, build: Build[SettingsT]) -> Non
             port=settings.grpc_port,
             health_interval_seconds=settings.health_check_interval_seconds,
             redis_timeout_seconds=settings.redis.timeout_seconds,
+            extra_probes={"background_loops": context.check_loops},
         )
         if settings.port_file:
             _write_atomically(Path(settings.port_file), str(running.port))

@@ -49,6 +49,12 @@ class RedisSettings(BaseSettings):
     pool_wait_seconds: float = Field(
         default=2.0, gt=0, le=60, description="How long a call waits for a free pooled connection."
     )
+    # Managed Redis (Memorystore, ElastiCache, Azure Cache) speaks TLS; the server certificate and its
+    # host name are always verified.
+    tls: bool = Field(default=False, description="Connect to Redis over TLS.")
+    tls_ca_file: str | None = Field(
+        default=None, description="CA bundle (PEM) that signed Redis's certificate; unset: the system's."
+    )
 
     @property
     def address(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import requests
 
@@ -57,8 +58,26 @@ def test_rest_errors_are_json_with_what_to_do(stack: Stack, http: requests.Sessi
 def test_queues_and_listing_over_rest(stack: Stack, http: requests.Session) -> None:
     queues = http.get(f"{stack.gateway_url}/api/queues", timeout=10).json()["queues"]
     assert {queue["name"] for queue in queues} == {"analytics", "bigquery", "ratelimit"}
+    batch = uuid.uuid4().hex[:8]
+    ids = [f"list-{batch}-{index}" for index in range(3)]
+    for job_id in ids:
+        submitted = http.post(
+            f"{stack.gateway_url}/api/job",
+            json={"queue": "analytics", "task": "diagnostics.echo", "payload": {}, "jobId": job_id},
+            timeout=10,
+        )
+        assert submitted.status_code == 200, submitted.text
     listed = http.get(
-        f"{stack.gateway_url}/api/job", params={"queue": "analytics", "pageSize": "5"}, timeout=10
+        f"{stack.gateway_url}/api/job",
+        params={"queue": "analytics", "pageSize": "2", "search": batch},
+        timeout=10,
     )
     assert listed.status_code == 200
-    assert "jobs" in listed.json()
+    first = listed.json()
+    assert [job["id"] for job in first["jobs"]] == [ids[2], ids[1]], "newest first, two a page"
+    rest = http.get(
+        f"{stack.gateway_url}/api/job",
+        params={"queue": "analytics", "pageSize": "2", "search": batch, "pageToken": first["nextPageToken"]},
+        timeout=10,
+    ).json()
+    assert [job["id"] for job in rest["jobs"]] == [ids[0]]

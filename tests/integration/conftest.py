@@ -15,10 +15,10 @@ from redis.asyncio import Redis
 from devstack.redis import RedisServer
 from devstack.workers import WorkerProcess
 from services.jobs.broker import SwitchboardBroker
+from services.jobs.catalog import register_tasks
 from services.jobs.manager import JobManager
 from services.jobs.queues import QUEUE_NAMES, PolicyBook
 from services.jobs.store import JobStore
-from services.jobs.tasks import register_tasks
 from services.runtime.redis_mux import RedisMux
 from services.runtime.redis_pool import create_redis
 from services.runtime.settings import RedisSettings

@@ -66,3 +66,54 @@ async def test_service_and_worker_export_job_metrics(
         assert 'switchboard_jobs_submitted_total{queue="analytics"} 3.0' in service_text
     finally:
         service.stop()
+
+
+async def test_service_exports_queue_depth_by_state(
+    redis_server: RedisServer, key_prefix: str, tmp_path: Path
+) -> None:
+    """`switchboard_queue_jobs{queue,state}` follows the store: what KEDA scales the workers on."""
+    metrics_port = free_port()
+    service = ServiceProcess(
+        "jobs",
+        run_dir=tmp_path,
+        env={
+            "REDIS_PORT": str(redis_server.port),
+            "JOBS_KEY_PREFIX": key_prefix,
+            "METRICS_PORT": str(metrics_port),
+            "QUEUE_DEPTH_INTERVAL_SECONDS": "0.05",
+        },
+    )
+    service.start()
+    try:
+        await asyncio.to_thread(service.wait_ready)
+        async with grpc.aio.insecure_channel(service.address) as channel:
+            api = jobs_pb2_grpc.JobsServiceStub(channel)
+            # No worker runs: these stay where they are put.
+            waiting = [
+                await api.SubmitJob(jobs_pb2.SubmitJobRequest(queue="bigquery", task="diagnostics.echo"))
+                for _ in range(3)
+            ]
+            await api.SubmitJob(
+                jobs_pb2.SubmitJobRequest(queue="bigquery", task="diagnostics.echo", delay_ms=3_600_000)
+            )
+            await eventually(
+                lambda: asyncio.to_thread(_scrape, metrics_port),
+                lambda text: (
+                    'switchboard_queue_jobs{queue="bigquery",state="waiting"} 3.0' in text
+                    and 'switchboard_queue_jobs{queue="bigquery",state="delayed"} 1.0' in text
+                ),
+                timeout=10,
+                what="the depth of the bigquery queue",
+                tolerate=(OSError,),
+            )
+            await api.CancelJob(jobs_pb2.CancelJobRequest(id=waiting[0].id))
+            text = await eventually(
+                lambda: asyncio.to_thread(_scrape, metrics_port),
+                lambda text: 'switchboard_queue_jobs{queue="bigquery",state="waiting"} 2.0' in text,
+                timeout=10,
+                what="the depth after a cancellation",
+            )
+            assert 'switchboard_queue_jobs{queue="bigquery",state="cancelled"} 1.0' in text
+            assert 'switchboard_queue_jobs{queue="analytics",state="waiting"} 0.0' in text
+    finally:
+        service.stop()

@@ -23,10 +23,11 @@ from services.runtime import errors
 from services.runtime.channels import open_channel
 from services.runtime.redis_pool import create_redis
 from services.runtime.request_context import bind_request_id, current_request_id, reset_request_id
-from services.runtime.server import RunningServer, ServiceBinding, start_server
+from services.runtime.server import LIVENESS_SERVICE, RunningServer, ServiceBinding, start_server
 from services.runtime.settings import RedisSettings
 from switchboard.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 from tests.integration.conftest import BlackHole
+from tests.polling import eventually
 
 JOBS = jobs_pb2.DESCRIPTOR.services_by_name["JobsService"]
 
@@ -161,3 +162,43 @@ async def test_a_call_to_a_hanging_sibling_ends_at_the_default_deadline(black_ho
     finally:
         await channel.close()
     assert raised.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+async def test_liveness_stays_serving_while_redis_is_down(own_redis: RedisServer) -> None:
+    """Kubernetes' liveness probe asks `liveness`: an outage of Redis makes the pod unready, never restarts
+    it (readiness asks the overall health, which follows Redis)."""
+    redis = create_redis(RedisSettings(port=own_redis.port, timeout_seconds=0.2, retries=0))
+    running = await start_server(
+        [
+            ServiceBinding.of(
+                JOBS,
+                jobs_pb2_grpc.add_JobsServiceServicer_to_server,
+                _ScriptedJobs(),  # type: ignore[abstract]  # the RPCs it leaves out answer UNIMPLEMENTED
+            )
+        ],
+        redis=redis,
+        health_interval_seconds=0.05,
+        redis_timeout_seconds=0.2,
+    )
+    monitor = asyncio.create_task(running.health.run())
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+
+            async def status(service: str) -> int:
+                response = await health.Check(health_pb2.HealthCheckRequest(service=service))
+                return int(response.status)
+
+            assert await status(LIVENESS_SERVICE) == health_pb2.HealthCheckResponse.SERVING
+            own_redis.stop()
+            await eventually(
+                lambda: status(""),
+                lambda seen: seen == health_pb2.HealthCheckResponse.NOT_SERVING,
+                timeout=10,
+                what="overall health NOT_SERVING with Redis stopped",
+            )
+            assert await status(LIVENESS_SERVICE) == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        monitor.cancel()
+        await running.server.stop(0)
+        await redis.aclose()

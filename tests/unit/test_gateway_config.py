@@ -9,6 +9,7 @@ import pytest
 from google.protobuf import json_format, struct_pb2
 from pydantic import ValidationError
 
+from services.gateway import kubernetes
 from services.gateway.config import body_limits, render, split_address
 from services.gateway.settings import GatewaySettings
 from services.runtime import server
@@ -135,3 +136,36 @@ def test_every_route_is_rate_limited_and_native_grpc_has_a_default_deadline() ->
     routes = [line for line in config.splitlines() if "cluster: " in line and "route:" in line]
     assert routes, "routes with their actions on one line"
     assert all("rate_limits:" in line for line in routes), [r for r in routes if "rate_limits" not in r]
+
+
+def test_tls_is_off_unless_both_files_are_set() -> None:
+    assert "transport_socket" not in render(GatewaySettings())
+    config = render(GatewaySettings(tls_cert_file="/certs/tls.crt", tls_key_file="/certs/tls.key"))
+    assert '"filename": "/certs/tls.crt"' in config
+    assert '"alpn_protocols": ["h2", "http/1.1"]' in config
+
+
+@pytest.mark.parametrize("only", [{"tls_cert_file": "/c.pem"}, {"tls_key_file": "/k.pem"}])
+def test_one_tls_file_alone_is_a_configuration_error(only: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE"):
+        GatewaySettings(**only)  # type: ignore[arg-type]
+
+
+def test_the_kubernetes_render_names_each_service_whatever_the_environment_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("JOBS_ADDRESS", "localhost:1234")
+    assert kubernetes.cluster_peers().by_service() == {
+        "jobs": "jobs:50051",
+        "ratelimit": "ratelimit:50052",
+        "bigquery": "bigquery:50053",
+        "analytics": "analytics:50054",
+        "admin": "admin:50055",
+    }
+
+
+def test_without_a_reflection_service_the_gateway_routes_no_reflection() -> None:
+    assert "cluster: reflection" in render(GatewaySettings())
+    config = render(GatewaySettings(reflection_address=""))
+    assert "reflection" not in config.replace("grpc_reflection", "")
+    assert "- name: admin" in config, "the clusters before it stay"

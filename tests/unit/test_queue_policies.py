@@ -9,9 +9,9 @@ import pytest
 from redis.asyncio import Redis
 
 from services.jobs.broker import SwitchboardBroker
+from services.jobs.catalog import register_tasks
 from services.jobs.queues import DEFAULT_POLICIES, Backoff, BackoffType, PolicyBook
 from services.jobs.store import JobStore
-from services.jobs.tasks import register_tasks
 from services.runtime.redis_mux import RedisMux
 from services.runtime.settings import RedisSettings
 
@@ -58,11 +58,51 @@ def test_stored_overrides_change_only_the_fields_they_name() -> None:
     assert book["analytics"] == DEFAULT_POLICIES["analytics"], "a removed override falls back to the default"
 
 
-def test_a_bad_override_keeps_the_defaults_and_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+def _logged_problems(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        str(getattr(record, "problem", ""))
+        for record in caplog.records
+        if "stored settings do not validate" in record.getMessage()
+    ]
+
+
+@pytest.mark.parametrize(
+    ("document", "named"),
+    [
+        ('{"version": "x"}', "version"),
+        ("[1, 2]", "(document)"),
+        ('{"queue_policies": {"analytics": 5}}', "queue_policies.analytics"),
+        ('{"version": 2, "queue_policies": {"analytics": {"max_attempts": -1}}}', "analytics.max_attempts"),
+        ('{"version": 2, "queue_policies": {"analytcs": {"max_attempts": 2}}}', "analytcs: no such queue"),
+        ("not json", "(document)"),
+    ],
+)
+def test_a_document_that_does_not_validate_keeps_the_last_good_policy_and_is_logged_once(
+    document: str, named: str, caplog: pytest.LogCaptureFixture
+) -> None:
     book = PolicyBook()
-    book.apply_settings(json.dumps({"version": 1, "queue_policies": {"analytics": {"max_attempts": -1}}}))
-    assert book["analytics"] == DEFAULT_POLICIES["analytics"]
-    assert any("invalid policy override" in record.getMessage() for record in caplog.records)
+    good = {"version": 1, "queue_policies": {"analytics": {"max_attempts": 9}}}
+    assert book.apply_settings(json.dumps(good))
+    assert not book.apply_settings(document)
+    assert not book.apply_settings(document), "re-read every second, the same bad document"
+    assert book["analytics"].max_attempts == 9, "the last good policy stays, not the defaults"
+    assert book.version == 1
+    problems = _logged_problems(caplog)
+    assert len(problems) == 1, "logged once, not on every re-read"
+    assert named in problems[0], problems[0]
+
+
+def test_a_bad_document_at_start_leaves_the_defaults() -> None:
+    book = PolicyBook()
+    assert not book.apply_settings('{"queue_policies": {"bigquery": {"concurrency": "many"}}}')
+    assert book["bigquery"] == DEFAULT_POLICIES["bigquery"]
+
+
+def test_a_fixed_document_is_applied_again_after_a_bad_one(caplog: pytest.LogCaptureFixture) -> None:
+    book = PolicyBook()
+    book.apply_settings('{"version": 5, "queue_policies": {"analytics": 5}}')
+    assert book.apply_settings('{"version": 6, "queue_policies": {"analytics": {"max_attempts": 4}}}')
+    assert (book.version, book["analytics"].max_attempts) == (6, 4)
 
 
 @pytest.mark.parametrize(

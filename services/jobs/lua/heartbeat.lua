@@ -1,15 +1,15 @@
--- ARGV: prefix, worker, lease_ms, then (queue, id) pairs of the jobs `worker` runs.
--- Extends their leases; → flat list of (id, 'cancel' | 'lost') for jobs to stop.
+-- KEYS: base, then the job of each (id, lease token) pair. ARGV: lease_ms, id, token, id, token...
+-- Extends the leases of jobs a worker runs; → flat list of (id, 'cancel' | 'lost') for jobs to stop.
 local t = now_ms()
 local out = {}
-for i = 4, #ARGV, 2 do
-  local q, id = ARGV[i], ARGV[i + 1]
-  local h = redis.call('HMGET', jkey(id), 'state', 'worker', 'cancel_requested')
-  if h[1] ~= 'active' or h[2] ~= ARGV[2] then
+for i = 2, #ARGV, 2 do
+  local id, token, jk = ARGV[i], ARGV[i + 1], KEYS[i / 2 + 1]
+  local h = redis.call('HMGET', jk, 'state', 'lease', 'cancel_requested')
+  if h[1] ~= 'active' or h[2] ~= token then
     table.insert(out, id)
     table.insert(out, 'lost')
   else
-    redis.call('ZADD', qkey(q, 'active'), 'XX', t + tonumber(ARGV[3]), id)
+    redis.call('ZADD', key('active'), 'XX', t + tonumber(ARGV[1]), id)
     if h[3] == '1' then
       table.insert(out, id)
       table.insert(out, 'cancel')

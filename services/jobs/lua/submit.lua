@@ -1,26 +1,24 @@
--- ARGV: prefix, id, queue, task, payload, message, priority, max_attempts, delay_ms
--- → {1, state, created_at} for a new job; {0, queue, task} when the id exists (idempotent submit).
-local id, q = ARGV[2], ARGV[3]
-local key = jkey(id)
-if redis.call('EXISTS', key) == 1 then
-  local existing = redis.call('HMGET', key, 'queue', 'task')
-  return {0, existing[1], existing[2]}
+-- KEYS: base, job. ARGV: id, queue, task, payload, message, priority, max_attempts, delay_ms
+-- → {1, state, created_at} for a new job; {0, task} when the id exists on this queue (idempotent submit).
+local jk, id = KEYS[2], ARGV[1]
+if redis.call('EXISTS', jk) == 1 then
+  return {0, redis.call('HGET', jk, 'task')}
 end
 local t = now_ms()
-local seq = redis.call('INCR', P .. ':seq')
+local seq = redis.call('INCR', key('seq'))
 local member = string.format('%016x', seq) .. ':' .. id
-local delay = tonumber(ARGV[9])
+local delay = tonumber(ARGV[8])
 local state = 'waiting'
 if delay > 0 then state = 'delayed' end
-redis.call('HSET', key, 'id', id, 'queue', q, 'task', ARGV[4], 'payload', ARGV[5], 'message', ARGV[6],
-  'priority', ARGV[7], 'max_attempts', ARGV[8], 'attempts', 0, 'deliveries', 0, 'created_at', t,
-  'run_at', t + delay, 'ready_at', t + delay, 'member', member, 'state', state)
-redis.call('ZADD', qkey(q, 'all'), t, id)
-redis.call('ZADD', qkey(q, 's:' .. state), t, id)
+redis.call('HSET', jk, 'id', id, 'queue', ARGV[2], 'task', ARGV[3], 'payload', ARGV[4], 'message', ARGV[5],
+  'priority', ARGV[6], 'max_attempts', ARGV[7], 'attempts', 0, 'deliveries', 0, 'created_at', t,
+  'run_at', t + delay, 'ready_at', t + delay, 'member', member, 'state', state, 'version', 1)
+redis.call('ZADD', key('all'), t, id)
+redis.call('ZADD', key('s:' .. state), t, id)
 if delay > 0 then
-  redis.call('ZADD', qkey(q, 'delayed'), t + delay, id)
+  redis.call('ZADD', key('delayed'), t + delay, id)
 else
-  redis.call('ZADD', qkey(q, 'wait'), ARGV[7], member)
+  redis.call('ZADD', key('wait'), ARGV[6], member)
 end
-wake(q)
+wake()
 return {1, state, t}

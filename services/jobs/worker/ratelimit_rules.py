@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
-from services.jobs.store import Throttle
+from services.limit_algorithms import Throttle
 from switchboard.ratelimit.v1 import ratelimit_pb2, ratelimit_pb2_grpc
 
 _ALGORITHMS = {ratelimit_pb2.ALGORITHM_FIXED_WINDOW: "fixed_window"}

@@ -20,10 +20,10 @@ from taskiq.acks import AcknowledgeType
 from taskiq.receiver import Receiver
 
 from services.jobs.broker import SwitchboardBroker
+from services.jobs.catalog import register_tasks
 from services.jobs.queues import PolicyBook
 from services.jobs.settings import WorkerSettings
 from services.jobs.store import JobStore
-from services.jobs.tasks import register_tasks
 from services.jobs.worker.ratelimit_rules import rules_reader
 from services.runtime import event_loop
 from services.runtime.channels import open_channel
@@ -66,6 +66,8 @@ async def run_worker(settings: WorkerSettings) -> None:
         worker_id=worker_id,
         maintenance_interval_seconds=settings.maintenance_interval_seconds,
         fetch_rules=rules_reader(ratelimit_channel, deadline_seconds=settings.call_timeout_seconds),
+        max_payload_bytes=settings.max_payload_bytes,
+        max_result_bytes=settings.max_result_bytes,
     )
     register_tasks(broker, diagnostics_enabled=settings.diagnostics_enabled)
     broker.is_worker_process = True
@@ -89,7 +91,9 @@ async def run_worker(settings: WorkerSettings) -> None:
         extra={"queues": settings.queue_list, "worker": worker_id, "capacity": broker.capacity},
     )
     event_loop.freeze_startup_objects()
+    stopped_by_loop = asyncio.create_task(_watch_loop_death(broker, finish))
     await receiver.listen(finish)
+    stopped_by_loop.cancel()
     logger.info("stopping: no new jobs taken", extra={"worker": worker_id})
     await broker.shutdown()
     leftovers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
@@ -101,3 +105,12 @@ async def run_worker(settings: WorkerSettings) -> None:
     await scripts.aclose()
     await redis.aclose()
     logger.info("worker stopped", extra={"worker": worker_id})
+    if broker.loop_death:
+        logger.critical("worker exits because %s", broker.loop_death, extra={"worker": worker_id})
+        sys.exit(1)
+
+
+async def _watch_loop_death(broker: SwitchboardBroker, finish: asyncio.Event) -> None:
+    """Ends the receiver when one of the broker's background loops died (the broker stopped taking jobs)."""
+    await broker.loop_died.wait()
+    finish.set()
