@@ -56,6 +56,7 @@ from bench.measure import (
 )
 from bench.ratelimit_peers import (
     BENCH_LIMIT,
+    UNLIMITED_BACKSTOP,
     Check,
     CheckFailed,
     GatewayCounters,
@@ -436,6 +437,8 @@ async def run(plan: Plan, run_dir: Path) -> tuple[list[Measurement], str]:
         exits.push_async_callback(redis.aclose)
         server_info = await redis.info("server")
 
+        # The gateway reads its settings from the environment: its backstop must not throttle the paths.
+        os.environ.update(UNLIMITED_BACKSTOP)
         stack = Stack(
             run_dir / "stack",
             redis_host="127.0.0.1",

@@ -36,6 +36,7 @@ def render(settings: GatewaySettings) -> str:
         "GRPC_DEFAULT_TIMEOUT": f"{settings.grpc_default_timeout_seconds:g}s",
         "GRPC_MAX_TIMEOUT": f"{settings.grpc_max_timeout_seconds:g}s",
         "BACKSTOP_RPS": str(settings.backstop_requests_per_second),
+        "BACKSTOP_CLIENT_RPS": str(settings.backstop_client_requests_per_second),
         "API_KEY_MAX_LENGTH": str(API_KEY_MAX_LENGTH),
         "API_KEY_MAX_PLUS_ONE": str(API_KEY_MAX_LENGTH + 1),
         "DOWNSTREAM_TLS": downstream_tls(settings),

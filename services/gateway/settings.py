@@ -58,9 +58,17 @@ class GatewaySettings(BaseSettings):
         default=1000,
         ge=1,
         le=1_000_000,
-        description="Per-instance ceiling over every client (local rate limit, 429 above it): overload is "
-        "refused rather than let through when the rate-limit service cannot answer in time. Size it "
-        "under what the rate-limit service answers within the timeout (the benchmark's overload rows).",
+        description="Per-instance ceiling of each route over all clients (local rate limit, 429 above "
+        "it): overload is refused rather than let through when the rate-limit service cannot answer in "
+        "time. Size it under what the rate-limit service answers within the timeout (the benchmark's "
+        "overload rows).",
+    )
+    backstop_client_requests_per_second: int = Field(
+        default=200,
+        ge=1,
+        le=1_000_000,
+        description="Per-instance ceiling of one client (its x-api-key, else its address) on a route: "
+        "above the `api` rule, so it only acts when the rate-limit service's verdicts do not come.",
     )
     peers: PeerAddresses = Field(default_factory=PeerAddresses)
     reflection_address: str = Field(

@@ -163,9 +163,9 @@ def test_the_limiter_does_not_limit_itself(limited_stack: Stack) -> None:
 def test_requests_pass_when_the_rate_limit_service_is_down_within_the_backstop(
     redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Failing open lets requests through without a verdict; the per-instance backstop still refuses
-    overload (429) instead of waving it through."""
-    monkeypatch.setenv("GATEWAY_BACKSTOP_REQUESTS_PER_SECOND", "10")
+    """Failing open lets requests through without a verdict; the per-instance backstop still refuses a
+    client's overload (429) instead of waving it through, and other clients keep their own allowance."""
+    monkeypatch.setenv("GATEWAY_BACKSTOP_CLIENT_REQUESTS_PER_SECOND", "10")
     stack = _stack_of_its_own(tmp_path, redis_server)
     stack.start()
     try:
@@ -175,13 +175,16 @@ def test_requests_pass_when_the_rate_limit_service_is_down_within_the_backstop(
             answers = [client.get(f"{url}/api/test-connection", timeout=10) for _ in range(5)]
             assert [a.status_code for a in answers] == [200] * 5, "fail open: no hang, no 429, no 5xx"
             assert all("x-ratelimit-limit" not in a.headers for a in answers)
-            # Far more than 10 a second: the backstop's bucket runs dry.
-            overload = [client.get(f"{url}/api/queues", timeout=10) for _ in range(60)]
+            # Far more than 10 a second from one client: its bucket runs dry.
+            noisy = {"x-api-key": "noisy"}
+            overload = [client.get(f"{url}/api/queues", headers=noisy, timeout=10) for _ in range(60)]
+            quiet = client.get(f"{url}/api/queues", headers={"x-api-key": "quiet"}, timeout=10)
         refused = [a for a in overload if a.status_code == 429]
         assert refused, [a.status_code for a in overload]
         assert {a.status_code for a in overload} <= {200, 429}
         assert refused[0].json()["code"] == 8
         assert refused[0].headers["retry-after"] == "1"
+        assert quiet.status_code == 200, "a bucket per client"
     finally:
         stack.stop()
 

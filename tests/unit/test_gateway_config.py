@@ -126,13 +126,24 @@ def test_describe_names_sizes_in_binary_units() -> None:
 
 
 def test_every_route_is_rate_limited_and_native_grpc_has_a_default_deadline() -> None:
-    config = render(GatewaySettings(grpc_default_timeout_seconds=7, backstop_requests_per_second=900))
+    config = render(
+        GatewaySettings(
+            grpc_default_timeout_seconds=7,
+            backstop_requests_per_second=900,
+            backstop_client_requests_per_second=90,
+        )
+    )
     assert "timeout: 0s, max_stream_duration: *grpc_deadline" in config
     assert (
         "max_stream_duration: &grpc_deadline {max_stream_duration: 7s, grpc_timeout_header_max: 300s}"
         in config
     )
     assert "token_bucket: {max_tokens: 900, tokens_per_fill: 900, fill_interval: 1s}" in config
+    assert "&client_backstop {max_tokens: 90, tokens_per_fill: 90, fill_interval: 1s}" in config
+    routes_text = config[config.index("routes:") : config.index("http_filters:")]
+    proxied = routes_text.split("- match:")[2:]  # after the refusal of over-long keys
+    unguarded = [r for r in proxied if "*rest" not in r and "envoy.filters.http.local_ratelimit" not in r]
+    assert not unguarded, "a backstop on each route"
     routes = [line for line in config.splitlines() if "cluster: " in line and "route:" in line]
     assert routes, "routes with their actions on one line"
     assert all("rate_limits:" in line for line in routes), [r for r in routes if "rate_limits" not in r]
