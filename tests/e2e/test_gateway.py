@@ -7,8 +7,6 @@ import json
 import socket
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import grpc
@@ -155,14 +153,10 @@ def test_a_body_over_the_limit_is_413_json_naming_it_not_a_rate_limit(
     error = _assert_json_error(answer, 413, 3)
     assert "1 MiB 64 KiB" in str(error["message"])
     assert "retry-after" not in answer.headers
-    # The standard library's client sends the whole body before it reads: it gets the answer too.
-    request = urllib.request.Request(  # noqa: S310 - http to the test's own gateway
-        f"{stack.gateway_url}/api/job", data=body, headers={"content-type": "application/json"}
-    )
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(request, timeout=30)  # noqa: S310
-    assert refused.value.code == 413
-    assert json.loads(refused.value.read())["code"] == 3
+    # A client that reads the answer while it still sends gets it too (requests does). Python's urllib
+    # does not: it writes the whole body first, and Envoy stops reading once it has answered, so urllib
+    # gets the 413 only when the rest of the body fits in the sockets' buffers (not tested: it depends
+    # on the machine's load).
     within = http.post(
         f"{stack.gateway_url}/api/job", data=_job_body(1_000_000), timeout=30,
         headers={"content-type": "application/json"},
