@@ -56,11 +56,14 @@ from bench.measure import (
 )
 from bench.ratelimit_peers import (
     BENCH_LIMIT,
+    UNLIMITED_BACKSTOP,
     Check,
     CheckFailed,
     GatewayCounters,
     envoy_should_rate_limit,
     evalsha_floor,
+    gateway_with_backstop,
+    gateway_without_backstop,
     grpc_check_rate_limit,
     limiter_in_process,
     limits_library,
@@ -85,7 +88,8 @@ WIDE_MARGIN = 3.0
 """The gateway's p99 must be at least this many times under the seed target to count as a wide margin."""
 
 FLOOR = "EVALSHA `return 1` (floor)"
-OVERLOAD = "REST GET /api/rate-limits via Envoy, overload"
+OVERLOAD = "REST GET /api/rate-limits via Envoy with its backstop, overload"
+OVERLOAD_NO_BACKSTOP = "REST GET /api/rate-limits via Envoy without the backstop, overload"
 DIRECT = "gRPC CheckRateLimit"
 DIRECT_C = "gRPC CheckRateLimit, h2load client (C)"
 DIRECT_C_TWO = "gRPC CheckRateLimit, h2load client (C), 2 service processes"
@@ -103,6 +107,10 @@ class Plan:
     quiet_threshold: float
     quiet_patience: float
     phase_attempts: int
+    overload_backstop: int = 600
+    """The backstop (requests/s per Envoy) of the overload row that has one."""
+    only: str = ""
+    """Measure only the paths whose name contains this (empty: every path)."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +148,8 @@ class Measurement:
     interference: Interference
     fail_open_answers: int | None = None
     """Gateway answers Envoy let through without the rate-limit service's verdict (it timed out)."""
+    refused_answers: int | None = None
+    """Gateway answers 429 (counted among the failures): the backstop refusing overload."""
 
     @property
     def checks_per_second(self) -> float:
@@ -213,7 +223,7 @@ class Bench:
             if warm_up.failures:
                 logger.warning("%s: %s failures in the warm-up", phase.path, warm_up.failures)
             if phase.gateway is not None:
-                phase.gateway.with_limit_headers = phase.gateway.without_limit_headers = 0
+                phase.gateway.reset()
             before_load = self._probe.sample()
             before = await read_counters(self._redis, processes)
             result = await closed_loop(checks, self._plan.seconds)
@@ -231,6 +241,7 @@ class Bench:
             costs=costs_per_job(before, after, len(result.samples_ms)),
             interference=interference,
             fail_open_answers=phase.gateway.without_limit_headers if phase.gateway else None,
+            refused_answers=phase.gateway.refused if phase.gateway else None,
         )
         _log_measurement(measurement, result.first_failure)
         return measurement
@@ -308,7 +319,14 @@ def _log_measurement(m: Measurement, first_failure: str | None) -> None:
 
 
 def phases(
-    plan: Plan, *, redis_port: int, ratelimit: str, gateway: int, unlimited: int
+    plan: Plan,
+    *,
+    redis_port: int,
+    ratelimit: str,
+    gateway: int,
+    unlimited: int,
+    backstop: int,
+    no_backstop: int,
 ) -> list[Phase | ExternalPhase]:
     many = plan.clients
     service = ("ratelimit",)
@@ -365,29 +383,45 @@ def phases(
         ),
     ]
     if plan.overload_clients:
-        # More concurrent requests than the rate-limit service answers within Envoy's RLS timeout.
-        chosen.append(
-            _rest_phase(
-                OVERLOAD,
-                gateway,
-                "GET",
-                "/api/rate-limits",
-                limited=True,
-                clients=plan.overload_clients,
+        # More concurrent requests than the rate-limit service answers within Envoy's RLS timeout: with
+        # the per-instance backstop (the gateway as configured), then without it (as it was before).
+        for name, port, envoy in (
+            (OVERLOAD, backstop, "envoy-backstop"),
+            (OVERLOAD_NO_BACKSTOP, no_backstop, "envoy-no-backstop"),
+        ):
+            chosen.append(
+                _rest_phase(
+                    name,
+                    port,
+                    "GET",
+                    "/api/rate-limits",
+                    limited=True,
+                    clients=plan.overload_clients,
+                    envoy=envoy,
+                )
             )
-        )
     return chosen
 
 
-def _rest_phase(name: str, port: int, method: str, path: str, *, limited: bool, clients: int = 1) -> Phase:
-    """Through the gateway (`limited`) or through the Envoy without the rate-limit filter."""
+def _rest_phase(
+    name: str,
+    port: int,
+    method: str,
+    path: str,
+    *,
+    limited: bool,
+    clients: int = 1,
+    envoy: str | None = None,
+) -> Phase:
+    """Through the gateway (`limited`) or through the Envoy without rate limiting; `envoy` names the
+    Envoy process when it is neither."""
     counters = GatewayCounters()
     body: dict[str, object] | None = {"rule": "bench", "key": "bench-rest"} if method == "POST" else None
     return Phase(
         name,
         clients,
         lambda: rest_calls(port, clients, method=method, path=path, body=body, counters=counters),
-        ("ratelimit", "envoy" if limited else "envoy-unlimited"),
+        ("ratelimit", envoy or ("envoy" if limited else "envoy-unlimited")),
         gateway=counters if limited else None,
     )
 
@@ -403,6 +437,8 @@ async def run(plan: Plan, run_dir: Path) -> tuple[list[Measurement], str]:
         exits.push_async_callback(redis.aclose)
         server_info = await redis.info("server")
 
+        # The gateway reads its settings from the environment: its backstop must not throttle the paths.
+        os.environ.update(UNLIMITED_BACKSTOP)
         stack = Stack(
             run_dir / "stack",
             redis_host="127.0.0.1",
@@ -418,7 +454,14 @@ async def run(plan: Plan, run_dir: Path) -> tuple[list[Measurement], str]:
         await put_bench_rule(ratelimit)
         # Else the gateway's own limit (100/s per client) would throttle the REST phases.
         await put_gateway_rule(stack.gateway_port, "api", {"limit": BENCH_LIMIT, "period": "1s"})
+        await put_gateway_rule(stack.gateway_port, "api-address", {"limit": BENCH_LIMIT, "period": "1s"})
         unlimited = await exits.enter_async_context(unlimited_gateway(stack, run_dir / "envoy-unlimited"))
+        no_backstop = await exits.enter_async_context(
+            gateway_without_backstop(stack, run_dir / "envoy-no-backstop")
+        )
+        backstop = await exits.enter_async_context(
+            gateway_with_backstop(stack, run_dir / "envoy-backstop", plan.overload_backstop)
+        )
         await h2load_peer.put_counting_rule(ratelimit)
         # A second rate-limit process on the same Redis, as a second replica would be.
         replica = ServiceProcess(
@@ -440,6 +483,8 @@ async def run(plan: Plan, run_dir: Path) -> tuple[list[Measurement], str]:
             "redis": int(server_info["process_id"]),
             "envoy": stack.envoy.process.pid,
             "envoy-unlimited": unlimited.pid,
+            "envoy-no-backstop": no_backstop.pid,
+            "envoy-backstop": backstop.pid,
             **{name: service.process.pid for name, service in stack.services.items()},
             "ratelimit-2": replica.process.pid,
         }
@@ -452,6 +497,8 @@ async def run(plan: Plan, run_dir: Path) -> tuple[list[Measurement], str]:
             ratelimit=ratelimit,
             gateway=stack.gateway_port,
             unlimited=unlimited.port,
+            no_backstop=no_backstop.port,
+            backstop=backstop.port,
         )
         if h2load_peer.available():
             counted = functools.partial(
@@ -464,7 +511,7 @@ async def run(plan: Plan, run_dir: Path) -> tuple[list[Measurement], str]:
             ]
         else:
             logger.warning("h2load is not installed (apt: nghttp2-client): measuring without the C client")
-        for phase in chosen:
+        for phase in (p for p in chosen if plan.only.lower() in p.path.lower()):
             measurements.append(await bench.measure(phase))
         return measurements, str(server_info["redis_version"])
 
@@ -482,7 +529,8 @@ def find(measurements: Sequence[Measurement], path: str, clients: int) -> Measur
 
 
 def render_latency_table(measurements: Sequence[Measurement]) -> str:
-    floor = find(measurements, FLOOR, 1).latency.p50_ms
+    measured_floor = _find_any(measurements, FLOOR, 1)
+    floor = measured_floor.latency.p50_ms if measured_floor else None
     rows = [
         "| Path | Clients | p50 ms | p99 ms | checks/s | p50 / EVALSHA floor |",
         "|---|---:|---:|---:|---:|---:|",
@@ -490,7 +538,7 @@ def render_latency_table(measurements: Sequence[Measurement]) -> str:
     for m in measurements:
         rows.append(
             f"| {m.path} | {m.clients} | {m.latency.p50_ms:.3f} | {m.latency.p99_ms:.3f} | "
-            f"{m.checks_per_second:,.0f} | {m.latency.p50_ms / floor:.2f} |"
+            f"{m.checks_per_second:,.0f} | {f'{m.latency.p50_ms / floor:.2f}' if floor else '-'} |"
         )
     return "\n".join(rows)
 
@@ -503,7 +551,14 @@ def render_cost_table(measurements: Sequence[Measurement]) -> str:
     ]
     for m in measurements:
         cpu = m.costs.process_cpu_us
-        envoy = cpu.get("envoy", cpu.get("envoy-unlimited"))
+        envoy = next(
+            (
+                cpu[name]
+                for name in ("envoy", "envoy-unlimited", "envoy-no-backstop", "envoy-backstop")
+                if name in cpu
+            ),
+            None,
+        )
         cells = [
             f"{m.costs.redis_cpu_us:.0f}",
             _cpu_cell(_service_cpu(cpu)),
@@ -532,7 +587,7 @@ def _find_any(measurements: Sequence[Measurement], path: str, clients: int) -> M
     return next((m for m in measurements if m.path == path and m.clients == clients), None)
 
 
-def render_verdict(measurements: Sequence[Measurement], clients: int) -> str:
+def render_verdict(measurements: Sequence[Measurement], clients: int, backstop: int | None = None) -> str:
     direct = find(measurements, DIRECT, 1)
     loaded = find(measurements, DIRECT, clients)
     gateway = find(measurements, GATEWAY_CHECK, 1)
@@ -586,16 +641,28 @@ def render_verdict(measurements: Sequence[Measurement], clients: int) -> str:
         f"wide margin = {WIDE_MARGIN:g} times under): {verdict} (p99 {p99:.2f} ms, "
         f"{SEED_TARGET_MS / p99:.1f} times under)"
     )
-    overload = next((m for m in measurements if m.path == OVERLOAD), None)
-    if overload is not None and overload.fail_open_answers is not None:
-        share = overload.fail_open_answers / overload.checks
-        lines.append(
-            f"- Observed, no target: with {overload.clients} concurrent REST clients the gateway served "
-            f"{overload.checks_per_second:,.0f} requests/s, and {overload.fail_open_answers:,} of "
-            f"{overload.checks:,} ({share:.0%}) got no rate-limit verdict (Envoy's RLS call timed out and "
-            "it failed open)"
-        )
+    lines += overload_lines(measurements, backstop)
     return "\n".join(lines)
+
+
+def overload_lines(measurements: Sequence[Measurement], plan_backstop: int | None = None) -> list[str]:
+    """What the overload paths saw: the share of answers without a verdict (failed open) and refused."""
+    lines = []
+    for overload in (m for m in measurements if m.path in (OVERLOAD, OVERLOAD_NO_BACKSTOP)):
+        if overload.fail_open_answers is None:
+            continue
+        answers = overload.checks + overload.failures
+        lines.append(
+            f"- Observed, no target: {overload.path}"
+            + (f" ({plan_backstop}/s)" if overload.path == OVERLOAD and plan_backstop else "")
+            + f", {overload.clients} concurrent REST clients: "
+            f"{overload.checks_per_second:,.0f} requests/s served; of {answers:,} answers, "
+            f"{overload.fail_open_answers:,} ({overload.fail_open_answers / answers:.1%}) came without a "
+            f"rate-limit verdict (Envoy's RLS call timed out and it failed open), "
+            f"{overload.refused_answers or 0:,} ({(overload.refused_answers or 0) / answers:.1%}) were "
+            "refused with 429"
+        )
+    return lines
 
 
 def machine_facts(redis_version: str) -> str:
@@ -634,6 +701,16 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
         default=128,
         help="concurrent REST clients of the gateway's overload phase, 0 to skip it (128)",
     )
+    parser.add_argument(
+        "--overload-backstop",
+        type=int,
+        default=600,
+        help="requests/s of the backstop in the overload row that has one (600): below what the "
+        "rate-limit service answers in time here",
+    )
+    parser.add_argument(
+        "--only", default="", help="measure only the paths whose name contains this, e.g. overload"
+    )
     add_quiet_options(parser, patience=20.0, attempts=2, unit="measurement")
     parser.add_argument(
         "--quick", action="store_true", help="a smoke run under a minute: 0.5 s measurements, no waiting"
@@ -651,6 +728,8 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
         warm_up_seconds=arguments.warm_up,
         clients=arguments.clients,
         overload_clients=arguments.overload_clients,
+        only=arguments.only,
+        overload_backstop=arguments.overload_backstop,
         quiet_threshold=arguments.quiet_threshold,
         quiet_patience=arguments.quiet_patience,
         phase_attempts=max(1, arguments.phase_attempts),
@@ -675,7 +754,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "",
         render_cost_table(measurements),
         "",
-        render_verdict(measurements, plan.clients),
+        render_verdict(measurements, plan.clients, plan.overload_backstop)
+        if not plan.only
+        else "\n".join(overload_lines(measurements, plan.overload_backstop)),
         "",
         machine_facts(redis_version),
         "",
