@@ -56,17 +56,21 @@ from bench.measure import (
 )
 from bench.ratelimit_peers import (
     BENCH_LIMIT,
+    UNLIMITED_BACKSTOP,
     Check,
     CheckFailed,
     GatewayCounters,
     envoy_should_rate_limit,
     evalsha_floor,
+    gateway_with_backstop,
+    gateway_without_backstop,
     grpc_check_rate_limit,
     limiter_in_process,
     limits_library,
     put_bench_rule,
     put_gateway_rule,
     rest_calls,
+    unchecked_gateway,
     unlimited_gateway,
 )
 from devstack.ports import free_port
@@ -81,12 +85,12 @@ logger = logging.getLogger("bench.ratelimit_bench")
 TARGET_DIRECT_P99_MS = 1.0
 TARGET_CHECKS_PER_SECOND = 5000.0
 SEED_TARGET_MS = 10.0
-TARGET_REST_P99_MS = 5.0
 WIDE_MARGIN = 3.0
 """The gateway's p99 must be at least this many times under the seed target to count as a wide margin."""
 
 FLOOR = "EVALSHA `return 1` (floor)"
-OVERLOAD = "REST GET /api/rate-limits via Envoy, overload"
+OVERLOAD = "REST GET /api/rate-limits via Envoy with its backstop, overload"
+OVERLOAD_NO_BACKSTOP = "REST GET /api/rate-limits via Envoy without the backstop, overload"
 DIRECT = "gRPC CheckRateLimit"
 DIRECT_C = "gRPC CheckRateLimit, h2load client (C)"
 DIRECT_C_TWO = "gRPC CheckRateLimit, h2load client (C), 2 service processes"
@@ -94,7 +98,7 @@ GATEWAY_CHECK = "REST POST /api/rate-limits/check via Envoy"
 UNCHECKED_CHECK = "REST POST /api/rate-limits/check via Envoy, no access check (ext_authz)"
 CHEAP = "REST GET /api/rate-limits via Envoy (cheap call + access check + RLS)"
 UNCHECKED_CHEAP = "REST GET /api/rate-limits via Envoy, no access check (ext_authz)"
-AUTHZ_FILTER = "envoy.filters.http.ext_authz"
+TARGET_REST_P99_MS = 5.0
 # Errors a check may raise; they are counted, and the first one is logged.
 CHECK_ERRORS = (CheckFailed, grpc.aio.AioRpcError, RedisError, OSError, asyncio.IncompleteReadError)
 
@@ -108,8 +112,10 @@ class Plan:
     quiet_threshold: float
     quiet_patience: float
     phase_attempts: int
-    gateway_only: bool = False
-    """Only the REST phases through Envoy (the access check's cost, the REST check's p99)."""
+    overload_backstop: int = 600
+    """The backstop (requests/s per Envoy) of the overload row that has one."""
+    only: str = ""
+    """Measure only the paths whose name contains this (empty: every path)."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +153,8 @@ class Measurement:
     interference: Interference
     fail_open_answers: int | None = None
     """Gateway answers Envoy let through without the rate-limit service's verdict (it timed out)."""
+    refused_answers: int | None = None
+    """Gateway answers 429 (counted among the failures): the backstop refusing overload."""
 
     @property
     def checks_per_second(self) -> float:
@@ -220,7 +228,7 @@ class Bench:
             if warm_up.failures:
                 logger.warning("%s: %s failures in the warm-up", phase.path, warm_up.failures)
             if phase.gateway is not None:
-                phase.gateway.with_limit_headers = phase.gateway.without_limit_headers = 0
+                phase.gateway.reset()
             before_load = self._probe.sample()
             before = await read_counters(self._redis, processes)
             result = await closed_loop(checks, self._plan.seconds)
@@ -238,6 +246,7 @@ class Bench:
             costs=costs_per_job(before, after, len(result.samples_ms)),
             interference=interference,
             fail_open_answers=phase.gateway.without_limit_headers if phase.gateway else None,
+            refused_answers=phase.gateway.refused if phase.gateway else None,
         )
         _log_measurement(measurement, result.first_failure)
         return measurement
@@ -315,7 +324,15 @@ def _log_measurement(m: Measurement, first_failure: str | None) -> None:
 
 
 def phases(
-    plan: Plan, *, redis_port: int, ratelimit: str, gateway: int, unlimited: int, unchecked: int
+    plan: Plan,
+    *,
+    redis_port: int,
+    ratelimit: str,
+    gateway: int,
+    unlimited: int,
+    backstop: int,
+    no_backstop: int,
+    unchecked: int,
 ) -> list[Phase | ExternalPhase]:
     many = plan.clients
     service = ("ratelimit",)
@@ -376,21 +393,24 @@ def phases(
             limited=False,
         ),
     ]
-    if plan.gateway_only:
-        # The floor (one client) stays: the latency table reads every path against it.
-        return [chosen[0], *(phase for phase in chosen if phase.path.startswith("REST"))]
     if plan.overload_clients:
-        # More concurrent requests than the rate-limit service answers within Envoy's RLS timeout.
-        chosen.append(
-            _rest_phase(
-                OVERLOAD,
-                gateway,
-                "GET",
-                "/api/rate-limits",
-                limited=True,
-                clients=plan.overload_clients,
+        # More concurrent requests than the rate-limit service answers within Envoy's RLS timeout: with
+        # the per-instance backstop (the gateway as configured), then without it (as it was before).
+        for name, port, envoy in (
+            (OVERLOAD, backstop, "envoy-backstop"),
+            (OVERLOAD_NO_BACKSTOP, no_backstop, "envoy-no-backstop"),
+        ):
+            chosen.append(
+                _rest_phase(
+                    name,
+                    port,
+                    "GET",
+                    "/api/rate-limits",
+                    limited=True,
+                    clients=plan.overload_clients,
+                    envoy=envoy,
+                )
             )
-        )
     return chosen
 
 
@@ -402,10 +422,10 @@ def _rest_phase(
     *,
     limited: bool,
     clients: int = 1,
-    envoy: str = "",
+    envoy: str | None = None,
 ) -> Phase:
-    """Through the gateway (`limited`) or through the Envoy without the rate-limit filter; `envoy` names
-    another Envoy's process for the CPU columns."""
+    """Through the gateway (`limited`) or through the Envoy without rate limiting; `envoy` names the
+    Envoy process when it is neither."""
     counters = GatewayCounters()
     body: dict[str, object] | None = {"rule": "bench", "key": "bench-rest"} if method == "POST" else None
     return Phase(
@@ -428,6 +448,8 @@ async def run(plan: Plan, run_dir: Path) -> tuple[list[Measurement], str]:
         exits.push_async_callback(redis.aclose)
         server_info = await redis.info("server")
 
+        # The gateway reads its settings from the environment: its backstop must not throttle the paths.
+        os.environ.update(UNLIMITED_BACKSTOP)
         stack = Stack(
             run_dir / "stack",
             redis_host="127.0.0.1",
@@ -440,20 +462,22 @@ async def run(plan: Plan, run_dir: Path) -> tuple[list[Measurement], str]:
         assert stack.envoy is not None
         ratelimit = stack.services["ratelimit"].address
         logger.info("stack ready: gateway %s, ratelimit %s", stack.gateway_url, ratelimit)
-        await put_bench_rule(ratelimit, stack.admin_metadata)
+        admin = stack.admin_metadata
+        await put_bench_rule(ratelimit, admin)
         # Else the gateway's own limit (100/s per client) would throttle the REST phases.
-        await put_gateway_rule(
-            stack.gateway_port,
-            "api",
-            {"limit": BENCH_LIMIT, "period": "1s"},
-            authorization=stack.admin_metadata[0][1],
-        )
+        for rule in ("api", "api-address"):
+            await put_gateway_rule(
+                stack.gateway_port, rule, {"limit": BENCH_LIMIT, "period": "1s"}, authorization=admin[0][1]
+            )
+        unchecked = await exits.enter_async_context(unchecked_gateway(stack, run_dir / "envoy-unchecked"))
         unlimited = await exits.enter_async_context(unlimited_gateway(stack, run_dir / "envoy-unlimited"))
-        # The same gateway without the access check (ext_authz): what the check costs per request.
-        unchecked = await exits.enter_async_context(
-            unlimited_gateway(stack, run_dir / "envoy-unchecked", without=AUTHZ_FILTER)
+        no_backstop = await exits.enter_async_context(
+            gateway_without_backstop(stack, run_dir / "envoy-no-backstop")
         )
-        await h2load_peer.put_counting_rule(ratelimit, stack.admin_metadata)
+        backstop = await exits.enter_async_context(
+            gateway_with_backstop(stack, run_dir / "envoy-backstop", plan.overload_backstop)
+        )
+        await h2load_peer.put_counting_rule(ratelimit, admin)
         # A second rate-limit process on the same Redis, as a second replica would be.
         replica = ServiceProcess(
             "ratelimit",
@@ -474,6 +498,8 @@ async def run(plan: Plan, run_dir: Path) -> tuple[list[Measurement], str]:
             "redis": int(server_info["process_id"]),
             "envoy": stack.envoy.process.pid,
             "envoy-unlimited": unlimited.pid,
+            "envoy-no-backstop": no_backstop.pid,
+            "envoy-backstop": backstop.pid,
             "envoy-unchecked": unchecked.pid,
             **{name: service.process.pid for name, service in stack.services.items()},
             "ratelimit-2": replica.process.pid,
@@ -487,11 +513,11 @@ async def run(plan: Plan, run_dir: Path) -> tuple[list[Measurement], str]:
             ratelimit=ratelimit,
             gateway=stack.gateway_port,
             unlimited=unlimited.port,
+            no_backstop=no_backstop.port,
+            backstop=backstop.port,
             unchecked=unchecked.port,
         )
-        if plan.gateway_only:
-            pass
-        elif h2load_peer.available():
+        if h2load_peer.available():
             counted = functools.partial(
                 h2load_phase, redis=redis, key_prefix="rl", work_dir=run_dir / "h2load"
             )
@@ -502,7 +528,7 @@ async def run(plan: Plan, run_dir: Path) -> tuple[list[Measurement], str]:
             ]
         else:
             logger.warning("h2load is not installed (apt: nghttp2-client): measuring without the C client")
-        for phase in chosen:
+        for phase in (p for p in chosen if plan.only.lower() in p.path.lower()):
             measurements.append(await bench.measure(phase))
         return measurements, str(server_info["redis_version"])
 
@@ -520,7 +546,8 @@ def find(measurements: Sequence[Measurement], path: str, clients: int) -> Measur
 
 
 def render_latency_table(measurements: Sequence[Measurement]) -> str:
-    floor = find(measurements, FLOOR, 1).latency.p50_ms
+    measured_floor = _find_any(measurements, FLOOR, 1)
+    floor = measured_floor.latency.p50_ms if measured_floor else None
     rows = [
         "| Path | Clients | p50 ms | p99 ms | checks/s | p50 / EVALSHA floor |",
         "|---|---:|---:|---:|---:|---:|",
@@ -528,7 +555,7 @@ def render_latency_table(measurements: Sequence[Measurement]) -> str:
     for m in measurements:
         rows.append(
             f"| {m.path} | {m.clients} | {m.latency.p50_ms:.3f} | {m.latency.p99_ms:.3f} | "
-            f"{m.checks_per_second:,.0f} | {m.latency.p50_ms / floor:.2f} |"
+            f"{m.checks_per_second:,.0f} | {f'{m.latency.p50_ms / floor:.2f}' if floor else '-'} |"
         )
     return "\n".join(rows)
 
@@ -542,7 +569,20 @@ def render_cost_table(measurements: Sequence[Measurement]) -> str:
     ]
     for m in measurements:
         cpu = m.costs.process_cpu_us
-        envoy = cpu.get("envoy", cpu.get("envoy-unlimited", cpu.get("envoy-unchecked")))
+        envoy = next(
+            (
+                cpu[name]
+                for name in (
+                    "envoy",
+                    "envoy-unlimited",
+                    "envoy-no-backstop",
+                    "envoy-backstop",
+                    "envoy-unchecked",
+                )
+                if name in cpu
+            ),
+            None,
+        )
         cells = [
             f"{m.costs.redis_cpu_us:.0f}",
             _cpu_cell(_service_cpu(cpu)),
@@ -572,7 +612,7 @@ def _find_any(measurements: Sequence[Measurement], path: str, clients: int) -> M
     return next((m for m in measurements if m.path == path and m.clients == clients), None)
 
 
-def render_access_check(measurements: Sequence[Measurement]) -> list[str]:
+def access_check_lines(measurements: Sequence[Measurement]) -> list[str]:
     """The gateway's access check (ext_authz to the admin service's authorizer): what it adds."""
     lines = []
     for label, checked_path, unchecked_path in (
@@ -601,10 +641,7 @@ def render_access_check(measurements: Sequence[Measurement]) -> list[str]:
     return lines
 
 
-def render_verdict(measurements: Sequence[Measurement], clients: int) -> str:
-    access = render_access_check(measurements)
-    if _find_any(measurements, DIRECT, 1) is None:  # --gateway-only
-        return "\n".join(access)
+def render_verdict(measurements: Sequence[Measurement], clients: int, backstop: int | None = None) -> str:
     direct = find(measurements, DIRECT, 1)
     loaded = find(measurements, DIRECT, clients)
     gateway = find(measurements, GATEWAY_CHECK, 1)
@@ -658,16 +695,28 @@ def render_verdict(measurements: Sequence[Measurement], clients: int) -> str:
         f"wide margin = {WIDE_MARGIN:g} times under): {verdict} (p99 {p99:.2f} ms, "
         f"{SEED_TARGET_MS / p99:.1f} times under)"
     )
-    overload = next((m for m in measurements if m.path == OVERLOAD), None)
-    if overload is not None and overload.fail_open_answers is not None:
-        share = overload.fail_open_answers / overload.checks
+    lines += overload_lines(measurements, backstop)
+    return "\n".join(lines + access_check_lines(measurements))
+
+
+def overload_lines(measurements: Sequence[Measurement], plan_backstop: int | None = None) -> list[str]:
+    """What the overload paths saw: the share of answers without a verdict (failed open) and refused."""
+    lines = []
+    for overload in (m for m in measurements if m.path in (OVERLOAD, OVERLOAD_NO_BACKSTOP)):
+        if overload.fail_open_answers is None:
+            continue
+        answers = overload.checks + overload.failures
         lines.append(
-            f"- Observed, no target: with {overload.clients} concurrent REST clients the gateway served "
-            f"{overload.checks_per_second:,.0f} requests/s, and {overload.fail_open_answers:,} of "
-            f"{overload.checks:,} ({share:.0%}) got no rate-limit verdict (Envoy's RLS call timed out and "
-            "it failed open)"
+            f"- Observed, no target: {overload.path}"
+            + (f" ({plan_backstop}/s)" if overload.path == OVERLOAD and plan_backstop else "")
+            + f", {overload.clients} concurrent REST clients: "
+            f"{overload.checks_per_second:,.0f} requests/s served; of {answers:,} answers, "
+            f"{overload.fail_open_answers:,} ({overload.fail_open_answers / answers:.1%}) came without a "
+            f"rate-limit verdict (Envoy's RLS call timed out and it failed open), "
+            f"{overload.refused_answers or 0:,} ({(overload.refused_answers or 0) / answers:.1%}) were "
+            "refused with 429"
         )
-    return "\n".join(lines + access)
+    return lines
 
 
 def machine_facts(redis_version: str) -> str:
@@ -706,14 +755,19 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
         default=128,
         help="concurrent REST clients of the gateway's overload phase, 0 to skip it (128)",
     )
+    parser.add_argument(
+        "--overload-backstop",
+        type=int,
+        default=600,
+        help="requests/s of the backstop in the overload row that has one (600): below what the "
+        "rate-limit service answers in time here",
+    )
+    parser.add_argument(
+        "--only", default="", help="measure only the paths whose name contains this, e.g. overload"
+    )
     add_quiet_options(parser, patience=20.0, attempts=2, unit="measurement")
     parser.add_argument(
         "--quick", action="store_true", help="a smoke run under a minute: 0.5 s measurements, no waiting"
-    )
-    parser.add_argument(
-        "--gateway-only",
-        action="store_true",
-        help="only the REST phases through Envoy: the access check's cost and the REST check's p99",
     )
     arguments = parser.parse_args(argv)
     if arguments.quick:
@@ -728,10 +782,11 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
         warm_up_seconds=arguments.warm_up,
         clients=arguments.clients,
         overload_clients=arguments.overload_clients,
+        only=arguments.only,
+        overload_backstop=arguments.overload_backstop,
         quiet_threshold=arguments.quiet_threshold,
         quiet_patience=arguments.quiet_patience,
         phase_attempts=max(1, arguments.phase_attempts),
-        gateway_only=arguments.gateway_only,
     )
 
 
@@ -753,7 +808,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "",
         render_cost_table(measurements),
         "",
-        render_verdict(measurements, plan.clients),
+        render_verdict(measurements, plan.clients, plan.overload_backstop)
+        if not plan.only
+        else "\n".join(
+            overload_lines(measurements, plan.overload_backstop) + access_check_lines(measurements)
+        ),
         "",
         machine_facts(redis_version),
         "",

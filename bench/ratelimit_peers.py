@@ -36,9 +36,17 @@ Check = Callable[[], Awaitable[None]]
 
 # So high that no check is ever denied: the benchmark measures the cost of a check, not throttling.
 BENCH_LIMIT = 100_000_000
+BACKSTOP_OFF = 1_000_000
+"""The largest backstop the gateway takes, far over what one machine serves."""
+UNLIMITED_BACKSTOP = {
+    "GATEWAY_BACKSTOP_REQUESTS_PER_SECOND": str(BACKSTOP_OFF),
+    "GATEWAY_BACKSTOP_CLIENT_REQUESTS_PER_SECOND": str(BACKSTOP_OFF),
+}
+"""The gateway's backstop out of the way of every path but the overload row that measures it."""
 BENCH_RULE = Rule(name="bench", limit=BENCH_LIMIT, period_ms=1000)
 GATEWAY_DOMAIN = "switchboard"
 RATELIMIT_FILTER = "envoy.filters.http.ratelimit"
+BACKSTOP_FILTER = "envoy.filters.http.local_ratelimit"
 # Each client gets its own connection: grpc would otherwise share one subchannel across channels.
 OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]
 
@@ -130,8 +138,7 @@ async def grpc_channels(address: str, clients: int) -> AsyncIterator[list[grpc.a
 
 
 async def put_bench_rule(address: str, admin: Sequence[tuple[str, str]]) -> None:
-    """The `bench` rule, through our gRPC API (GCRA, BENCH_LIMIT per second), as the admin (`admin`: the
-    call's metadata)."""
+    """The `bench` rule, through our gRPC API (GCRA, BENCH_LIMIT per second)."""
     async with grpc.aio.insecure_channel(address) as channel:
         stub = ratelimit_pb2_grpc.RateLimitServiceStub(channel)
         rule = ratelimit_pb2.Rule(
@@ -257,6 +264,11 @@ class GatewayCounters:
 
     with_limit_headers: int = 0
     without_limit_headers: int = 0
+    refused: int = 0
+    """429 answers (the backstop's, or the rate-limit service's verdict)."""
+
+    def reset(self) -> None:
+        self.with_limit_headers = self.without_limit_headers = self.refused = 0
 
     def count(self, response: HttpResponse) -> None:
         if "x-ratelimit-limit" in response.headers:
@@ -284,6 +296,8 @@ async def rest_calls(
         def check_with(connection: HttpConnection) -> Check:
             async def check() -> None:
                 response = await connection.request(method, path, encoded)
+                if response.status == 429:
+                    counters.refused += 1
                 if response.status != 200:
                     raise CheckFailed(f"{method} {path}: HTTP {response.status} {response.body[:200]!r}")
                 counters.count(response)
@@ -302,8 +316,7 @@ async def rest_calls(
 async def put_gateway_rule(
     gateway_port: int, name: str, body: dict[str, object], *, authorization: str
 ) -> None:
-    """PUT /api/rate-limits/{name} through the gateway (the REST face of PutRule), with the admin's
-    `authorization` header value."""
+    """PUT /api/rate-limits/{name} through the gateway (the REST face of PutRule)."""
     connection = await HttpConnection.open("127.0.0.1", gateway_port)
     try:
         response = await connection.request(
@@ -318,14 +331,9 @@ async def put_gateway_rule(
         raise CheckFailed(f"PUT /api/rate-limits/{name}: HTTP {response.status} {response.body[:300]!r}")
 
 
-def without_rate_limit_filter(config: str) -> str:
-    """The rendered gateway config minus Envoy's rate-limit HTTP filter (routes keep their descriptors,
-    which nothing reads then): the same gateway, with no call to the rate-limit service per request."""
-    return without_filter(config, RATELIMIT_FILTER)
-
-
 def without_filter(config: str, name: str) -> str:
-    """The rendered gateway config minus the HTTP filter `name`."""
+    """The rendered gateway config minus one HTTP filter (routes keep their descriptors, which nothing
+    reads then)."""
     lines = config.splitlines(keepends=True)
     marker = f"- name: {name}"
     start = next((index for index, line in enumerate(lines) if line.strip() == marker), None)
@@ -337,7 +345,21 @@ def without_filter(config: str, name: str) -> str:
         not lines[end].strip() or len(lines[end]) - len(lines[end].lstrip()) > indent
     ):
         end += 1
+    # A comment right above the filter belongs to it.
+    while start > 0 and lines[start - 1].strip().startswith("#"):
+        start -= 1
     return "".join(lines[:start] + lines[end:])
+
+
+def without_rate_limit_filter(config: str) -> str:
+    """The same gateway with no rate limiting at all: no call to the rate-limit service per request, and
+    no per-instance backstop."""
+    return without_filter(without_filter(config, RATELIMIT_FILTER), BACKSTOP_FILTER)
+
+
+def without_backstop(config: str) -> str:
+    """The gateway as it was before the per-instance backstop: the rate-limit service's verdict only."""
+    return without_filter(config, BACKSTOP_FILTER)
 
 
 @dataclass(frozen=True)
@@ -346,14 +368,18 @@ class Gateway:
     pid: int
 
 
-def _start_unlimited_envoy(
-    stack: Stack, run_dir: Path, without: str = RATELIMIT_FILTER
+def _start_envoy_variant(
+    stack: Stack,
+    run_dir: Path,
+    name: str,
+    transform: Callable[[str], str],
+    settings_update: dict[str, object],
 ) -> tuple[EnvoyProcess, int]:
     port = free_port()
-    settings = stack.gateway_settings().model_copy(update={"port": port, "admin_port": 0})
+    settings = stack.gateway_settings().model_copy(update={**settings_update, "port": port, "admin_port": 0})
     run_dir.mkdir(parents=True, exist_ok=True)
-    config_path = run_dir / "envoy-without.yaml"
-    config_path.write_text(without_filter(render(settings), without))
+    config_path = run_dir / f"envoy-{name}.yaml"
+    config_path.write_text(transform(render(settings)))
     envoy = EnvoyProcess(config_path, run_dir=run_dir)
     try:
         envoy.start()
@@ -364,12 +390,51 @@ def _start_unlimited_envoy(
 
 
 @contextlib.asynccontextmanager
-async def unlimited_gateway(
-    stack: Stack, run_dir: Path, *, without: str = RATELIMIT_FILTER
+async def gateway_variant(
+    stack: Stack,
+    run_dir: Path,
+    name: str,
+    transform: Callable[[str], str] = str,
+    **settings_update: object,
 ) -> AsyncIterator[Gateway]:
-    """Another Envoy in front of the same services, without the rate-limit filter (or `without`)."""
-    envoy, port = await asyncio.to_thread(_start_unlimited_envoy, stack, run_dir, without)
+    """Another Envoy in front of the same services: the gateway's settings with `settings_update`, its
+    rendered config `transform`ed."""
+    envoy, port = await asyncio.to_thread(
+        _start_envoy_variant, stack, run_dir, name, transform, settings_update
+    )
     try:
         yield Gateway(port=port, pid=envoy.process.pid)
     finally:
         await asyncio.to_thread(envoy.stop)
+
+
+AUTHZ_FILTER = "envoy.filters.http.ext_authz"
+
+
+def unchecked_gateway(stack: Stack, run_dir: Path) -> contextlib.AbstractAsyncContextManager[Gateway]:
+    """The gateway without its access check (ext_authz): what the check costs per request."""
+    return gateway_variant(stack, run_dir, "unchecked", lambda config: without_filter(config, AUTHZ_FILTER))
+
+
+def unlimited_gateway(stack: Stack, run_dir: Path) -> contextlib.AbstractAsyncContextManager[Gateway]:
+    """A second Envoy in front of the same services, without rate limiting."""
+    return gateway_variant(stack, run_dir, "unlimited", without_rate_limit_filter)
+
+
+def gateway_without_backstop(stack: Stack, run_dir: Path) -> contextlib.AbstractAsyncContextManager[Gateway]:
+    """Rate limited by the service only, as the gateway was before its backstop."""
+    return gateway_variant(stack, run_dir, "no-backstop", without_backstop)
+
+
+def gateway_with_backstop(
+    stack: Stack, run_dir: Path, requests_per_second: int
+) -> contextlib.AbstractAsyncContextManager[Gateway]:
+    """The gateway with its backstop at `requests_per_second` per route. Its per-client bucket stays out
+    of the way: the benchmark's clients are one address, which that bucket alone would hold to its rate."""
+    return gateway_variant(
+        stack,
+        run_dir,
+        "backstop",
+        backstop_requests_per_second=requests_per_second,
+        backstop_client_requests_per_second=BACKSTOP_OFF,
+    )

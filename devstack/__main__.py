@@ -58,6 +58,7 @@ def main() -> int:
         own_redis.start()
 
     ports = {name: split_address(address)[1] for name, address in gateway.peers.by_service().items()}
+    ports["reflection"] = split_address(gateway.reflection_address)[1]
     password, generated = _admin_password(run_dir)
     stack = Stack(
         run_dir / "logs",
@@ -87,7 +88,7 @@ def main() -> int:
 
 
 def _supervised(stack: Stack, own_redis: RedisServer | None) -> list[Supervised]:
-    units = [Supervised(s.process, s.restart) for s in stack.services.values()]
+    units = [Supervised(s.process, s.restart) for s in (*stack.services.values(), stack.reflection)]
     units += [Supervised(w.process, w.restart) for w in stack.workers]
     if stack.envoy is not None:
         units.append(Supervised(stack.envoy.process, stack.envoy.restart))
@@ -155,6 +156,7 @@ def _print_summary(
         f"  admin (HTTP Basic)     {admin}",
     ]
     lines += [f"  {name:<22} {s.address}  (gRPC, loopback only)" for name, s in stack.services.items()]
+    lines += [f"  {'reflection':<22} {stack.reflection.address}  (gRPC reflection behind the gateway)"]
     lines += [f"  {'workers':<22} {len(stack.workers)} process(es), queues analytics, bigquery, ratelimit"]
     lines += [f"  logs                   {Path(stack.run_dir)}/", "Ctrl-C stops everything.", ""]
     sys.stdout.write("\n".join(lines) + "\n")

@@ -62,6 +62,10 @@ class Stack:
             name: ServiceProcess(name, run_dir=run_dir, env=common_env, port=ports.get(name, 0))
             for name in SERVICE_NAMES
         }
+        # The gateway's reflection service (grpcurl through :8080) reads only the descriptor set.
+        self.reflection = ServiceProcess(
+            "gateway.reflection", run_dir=run_dir, env=common_env, port=ports.get("reflection", 0)
+        )
         self.workers = [
             WorkerProcess(f"worker-{index}", run_dir=run_dir, env=common_env) for index in range(workers)
         ]
@@ -94,7 +98,7 @@ class Stack:
 
     def _start(self, timeout: float) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        siblings = [s for name, s in self.services.items() if name != "admin"]
+        siblings = [*(s for name, s in self.services.items() if name != "admin"), self.reflection]
         for service in siblings:
             service.start()
         with ThreadPoolExecutor(len(siblings)) as pool:
@@ -124,12 +128,13 @@ class Stack:
             admin_port=self._gateway_admin_port,
             descriptor_path=str(DESCRIPTOR_PATH),
             peers=self.peers,
+            reflection_address=self.reflection.address,
         )
 
     def stop(self) -> None:
         """Envoy first (no new calls), then every service and worker, each gracefully."""
         if self.envoy is not None:
             self.envoy.stop()
-        processes = [*self.services.values(), *self.workers]
+        processes = [*self.services.values(), self.reflection, *self.workers]
         with ThreadPoolExecutor(len(processes)) as pool:
             list(pool.map(lambda p: p.stop(), processes))

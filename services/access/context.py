@@ -1,4 +1,6 @@
-"""The principal of the call being served, bound by the call scope once it checked the credentials."""
+"""The principal of the call being served, bound by the call scope once it checked the credentials, and
+the credentials it verified, which a call made on the caller's behalf passes on (the callee checks them
+itself: nothing is trusted for having come from a sibling)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,9 @@ import contextvars
 from services.access.principal import Principal, PrincipalKind
 
 _current: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("principal", default=None)
+_delegated: contextvars.ContextVar[tuple[tuple[str, str], ...]] = contextvars.ContextVar(
+    "delegated_credentials", default=()
+)
 _UNKNOWN = Principal(PrincipalKind.ANONYMOUS, "unknown")
 
 
@@ -21,3 +26,17 @@ def bind_principal(principal: Principal) -> contextvars.Token[Principal | None]:
 
 def reset_principal(token: contextvars.Token[Principal | None]) -> None:
     _current.reset(token)
+
+
+def delegated_credentials() -> tuple[tuple[str, str], ...]:
+    """The current call's verified admin or key credentials as metadata, for a call made on its behalf;
+    empty when the caller is nobody, a service, or sent nothing that verified."""
+    return _delegated.get()
+
+
+def bind_delegated(metadata: tuple[tuple[str, str], ...]) -> contextvars.Token[tuple[tuple[str, str], ...]]:
+    return _delegated.set(metadata)
+
+
+def reset_delegated(token: contextvars.Token[tuple[tuple[str, str], ...]]) -> None:
+    _delegated.reset(token)

@@ -68,6 +68,7 @@ REQUIREMENTS: Mapping[str, Requirement] = {
     f"/{_ANALYTICS}/ListEventNames": Scope.ANALYTICS_READ,
     f"/{_SETTINGS}/GetSettings": Scope.ADMIN,
     f"/{_SETTINGS}/UpdateSettings": Scope.ADMIN,
+    f"/{_SETTINGS}/ListSettingsHistory": Scope.ADMIN,
     f"/{_CONNECTION}/TestConnection": PUBLIC,
     f"/{_KEYS}/CreateKey": Scope.ADMIN,
     f"/{_KEYS}/ListKeys": Scope.ADMIN,

@@ -1,4 +1,4 @@
-"""Wires the admin service: the connection tester with its probes, and the servicers."""
+"""Wires the admin service: the connection tester with its probes, the settings, and the servicers."""
 
 from __future__ import annotations
 
@@ -16,8 +16,11 @@ from services.admin.access_servicer import AuditServicer, KeysServicer
 from services.admin.authorizer_servicer import AuthorizationServicer
 from services.admin.connection import ConnectionTester, Probe
 from services.admin.probes import redis_probe, service_health_probe
+from services.admin.queue_control import JobsQueueControl
 from services.admin.servicer import ConnectionServicer, SettingsServicer
 from services.admin.settings import AdminSettings
+from services.admin.settings_manager import SettingsManager
+from services.admin.settings_store import SettingsStore
 from services.runtime.channels import open_channel
 from services.runtime.server import ServiceBinding, ServiceContext
 from services.runtime.settings import ConfigurationError
@@ -62,9 +65,29 @@ async def build(settings: AdminSettings, context: ServiceContext) -> Sequence[Se
     # The BigQuery backend is not wired yet (its issue adds it): reported, but not a failure.
     probes["bigquery"] = None
     tester = ConnectionTester(probes, timeout_seconds=timeout)
-    assert context.keys is not None and context.audit is not None, "the runtime opens access first"
+    # Pausing a queue through the settings is done as the admin who asked: the channel passes on the
+    # caller's verified credentials, which the jobs service checks itself.
+    jobs_channel = open_channel(
+        addresses["jobs"],
+        default_timeout=settings.call_timeout_seconds,
+        service_key=settings.access.service_key.get_secret_value() if settings.access.service_key else None,
+    )
+    context.exit_stack.push_async_callback(jobs_channel.close)
+    store = SettingsStore(
+        context.redis,
+        prefix=settings.jobs_key_prefix,
+        history_max_entries=settings.settings_history_max_entries,
+    )
+    manager = SettingsManager(store, JobsQueueControl(jobs_channel))
+    return [*await _access_bindings(settings, context), *_admin_bindings(tester, manager)]
+
+
+async def _access_bindings(settings: AdminSettings, context: ServiceContext) -> list[ServiceBinding]:
+    """The gateway's authorizer, the keys and the audit trail; none when the runtime opened no access
+    control (a test of other concerns that builds the service by hand)."""
+    if context.guard is None or context.keys is None or context.audit is None:
+        return []
     await _seed_keys(settings, context)
-    assert context.guard is not None
     try:
         descriptors = Path(settings.descriptor_path).read_bytes()  # noqa: ASYNC240 - once, at start
     except OSError as error:
@@ -92,6 +115,11 @@ async def build(settings: AdminSettings, context: ServiceContext) -> Sequence[Se
             audit_pb2_grpc.add_AuditServiceServicer_to_server,
             AuditServicer(context.audit),
         ),
+    ]
+
+
+def _admin_bindings(tester: ConnectionTester, manager: SettingsManager) -> list[ServiceBinding]:
+    return [
         ServiceBinding.of(
             connection_pb2.DESCRIPTOR.services_by_name["ConnectionService"],
             connection_pb2_grpc.add_ConnectionServiceServicer_to_server,
@@ -102,7 +130,7 @@ async def build(settings: AdminSettings, context: ServiceContext) -> Sequence[Se
         ServiceBinding.of(
             settings_pb2.DESCRIPTOR.services_by_name["SettingsService"],
             settings_pb2_grpc.add_SettingsServiceServicer_to_server,
-            SettingsServicer(),  # type: ignore[abstract]  # its RPCs answer UNIMPLEMENTED until built
+            SettingsServicer(manager),
         ),
     ]
 

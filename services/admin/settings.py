@@ -20,3 +20,13 @@ class AdminSettings(ServiceSettings):
         description="The descriptor set (the one Envoy's transcoder reads): how the gateway's authorizer "
         "maps a route to its RPC.",
     )
+    jobs_key_prefix: str = Field(
+        default="sb",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.\-]+$",
+        description="The jobs' key prefix (JOBS_KEY_PREFIX): the settings document is `<prefix>:settings`.",
+    )
+    settings_history_max_entries: int = Field(
+        default=1_000, ge=10, le=100_000, description="Settings changes kept in the history, newest."
+    )

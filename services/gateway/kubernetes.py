@@ -40,6 +40,8 @@ def kubernetes_settings(base: GatewaySettings, *, tls: bool) -> GatewaySettings:
             "listen_address": "0.0.0.0",  # noqa: S104 - the pod's port, reached through its Service
             "descriptor_path": str(CONFIG_DIR / DESCRIPTOR_FILE),
             "peers": cluster_peers(),
+            # No reflection Deployment in deploy/ yet: the cluster's gateway routes no reflection.
+            "reflection_address": "",
             "tls_cert_file": str(TLS_DIR / "tls.crt") if tls else None,
             "tls_key_file": str(TLS_DIR / "tls.key") if tls else None,
         }

@@ -1,4 +1,5 @@
-"""The gateway's settings: where Envoy listens, where each service answers, where the descriptors are."""
+"""The gateway's settings: where Envoy listens, where each service answers, where the descriptors are,
+and the limits Envoy enforces before a request reaches a service."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ from typing import Self
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.runtime.message_size import (
+    ANALYTICS_BODY_LIMIT_BYTES,
+    DEFAULT_BODY_LIMIT_BYTES,
+    KIB,
+    MAX_BODY_LIMIT_BYTES,
+)
 from services.runtime.settings import PeerAddresses
+
+API_KEY_MAX_LENGTH = 128
+"""The longest x-api-key the gateway takes (a longer one is refused with 401): it must fit a descriptor."""
 
 
 class GatewaySettings(BaseSettings):
@@ -25,7 +35,47 @@ class GatewaySettings(BaseSettings):
     ratelimit_fail_closed: bool = Field(
         default=False, description="Deny requests when the rate-limit service does not answer."
     )
+    body_limit_bytes: int = Field(
+        default=DEFAULT_BODY_LIMIT_BYTES,
+        ge=64 * KIB,
+        le=MAX_BODY_LIMIT_BYTES,
+        description="Largest request body of a route (413 above it); the services' gRPC limit is built "
+        "on the largest allowed value, so it cannot be raised past what they accept.",
+    )
+    analytics_body_limit_bytes: int = Field(
+        default=ANALYTICS_BODY_LIMIT_BYTES,
+        ge=64 * KIB,
+        le=MAX_BODY_LIMIT_BYTES,
+        description="Largest request body of /api/analytics and the analytics gRPC service.",
+    )
+    grpc_default_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=300, description="Deadline of a native gRPC call that sends no grpc-timeout."
+    )
+    grpc_max_timeout_seconds: float = Field(
+        default=300.0, gt=0, le=3600, description="Cap on the deadline a native gRPC call asks for."
+    )
+    backstop_requests_per_second: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="Per-instance ceiling of each route over all clients (local rate limit, 429 above "
+        "it): overload is refused rather than let through when the rate-limit service cannot answer in "
+        "time. Size it under what the rate-limit service answers within the timeout (the benchmark's "
+        "overload rows).",
+    )
+    backstop_client_requests_per_second: int = Field(
+        default=200,
+        ge=1,
+        le=1_000_000,
+        description="Per-instance ceiling of one client (its x-api-key, else its address) on a route: "
+        "above the `api` rule, so it only acts when the rate-limit service's verdicts do not come.",
+    )
     peers: PeerAddresses = Field(default_factory=PeerAddresses)
+    reflection_address: str = Field(
+        default="localhost:50056",
+        description="The gateway's reflection service (`python -m services.gateway.reflection`); empty: "
+        "the gateway routes no reflection.",
+    )
     # Both set: the listener speaks TLS only (HTTP/2 and HTTP/1.1 by ALPN), with this certificate.
     tls_cert_file: str | None = Field(default=None, description="PEM certificate chain of the listener.")
     tls_key_file: str | None = Field(default=None, description="PEM private key of that certificate.")

@@ -181,7 +181,9 @@ class SwitchboardBroker(AsyncBroker):
                     interval_seconds=lambda: leases.interval_seconds(self.queues),
                 ),
                 "settings": background.run_every(
-                    "settings", self.refresh_policies, interval_seconds=self._maintenance_interval
+                    "settings",
+                    partial(self.policy_source.follow, reread_seconds=self._maintenance_interval),
+                    interval_seconds=self._maintenance_interval,
                 ),
                 "throttles": background.run_every(
                     "throttles", self.refresh_throttles, interval_seconds=self._maintenance_interval

@@ -50,7 +50,7 @@ class JobManager:
         self._store = store
         self._policies = policies
         self._workers = workers
-        self._tasks_for = workers.tasks_with(tasks_for)
+        self._tasks_for = _switched_on(workers.tasks_with(tasks_for), policies)
         self._max_payload_bytes = max_payload_bytes
 
     async def submit(self, request: SubmitRequest) -> Job:
@@ -144,3 +144,18 @@ def _required_id(job_id: str) -> str:
     if not JOB_ID_PATTERN.match(job_id):
         raise InvalidArgumentError.for_field("id", "not a job id: 1 to 128 letters, digits and . _ : -")
     return job_id
+
+
+def _switched_on(
+    tasks_for: Callable[[str], Sequence[str]], policies: PolicyBook
+) -> Callable[[str], list[str]]:
+    """`tasks_for` without the `diagnostics.*` tasks while the live settings switch them off (jobs already
+    queued still run)."""
+
+    def submittable(queue: str) -> list[str]:
+        tasks = list(tasks_for(queue))
+        if policies.diagnostics_enabled:
+            return tasks
+        return [task for task in tasks if not task.startswith("diagnostics.")]
+
+    return submittable

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 from prometheus_client import start_http_server
 
@@ -30,7 +31,11 @@ async def build(settings: JobsSettings, context: ServiceContext) -> Sequence[Ser
     )
     register_tasks(catalog, diagnostics_enabled=settings.diagnostics_enabled)
     await catalog.refresh_policies()
-    context.run_in_background("policies", catalog.refresh_policies, interval_seconds=POLICY_REFRESH_SECONDS)
+    context.run_in_background(
+        "policies",
+        partial(catalog.policy_source.follow, reread_seconds=POLICY_REFRESH_SECONDS),
+        interval_seconds=POLICY_REFRESH_SECONDS,
+    )
     # SubmitJob also accepts the tasks live workers registered; it reads this view, not Redis.
     workers = LiveWorkers(WorkerRegistry(context.redis, settings.jobs_key_prefix))
     context.run_in_background("workers", workers.refresh, interval_seconds=WORKERS_REFRESH_SECONDS)

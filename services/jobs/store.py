@@ -226,9 +226,9 @@ class JobStore:
             candidates: list[tuple[float, str]] = []
             boundary: tuple[float, str] | None = None
             for queue in queues:
-                entries = await self._entries_before(self.queue_key(queue, index), cursor, batch)
+                entries, more = await self._entries_before(self.queue_key(queue, index), cursor, batch)
                 candidates.extend((score, job_id) for job_id, score in entries)
-                if len(entries) == batch:
+                if more and entries:
                     # This queue has more below its last entry: nothing under it is known to be in order.
                     last = (entries[-1][1], entries[-1][0])
                     boundary = last if boundary is None or last > boundary else boundary
@@ -250,7 +250,9 @@ class JobStore:
 
     async def _entries_before(
         self, key: str, cursor: tuple[float, str] | None, count: int
-    ) -> list[tuple[str, float]]:
+    ) -> tuple[list[tuple[str, float]], bool]:
+        """Up to about `count` entries after the cursor, newest first; → (entries, whether the index may
+        hold more below them)."""
         top: float | str = "+inf" if cursor is None else cursor[0]
         if cursor is not None:
             # Entries sharing the cursor's score (same millisecond) come back too and are skipped below.
@@ -259,13 +261,15 @@ class JobStore:
             list[tuple[bytes, float]],
             await self.redis.zrevrangebyscore(key, top, "-inf", start=0, num=count, withscores=True),
         )
+        more = len(raw) == count
         if cursor is None:
-            return [(_text(member), score) for member, score in raw]
+            return [(_text(member), score) for member, score in raw], more
         score, last_id = cursor
         # Equal scores are ordered by id; skip what the previous page already returned.
-        return [
+        entries = [
             (_text(member), s) for member, s in raw if s < score or (s == score and _text(member) < last_id)
         ]
+        return entries, more
 
     async def _get_many(self, queues: Sequence[str], job_ids: Sequence[str]) -> list[Job | None]:
         if not job_ids:

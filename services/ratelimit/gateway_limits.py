@@ -1,17 +1,26 @@
 """Envoy's rate-limit requests in our terms: which rule, whose allowance, and the answer Envoy expects.
 
-The gateway sends one descriptor per request with the entries `generic_key` (the rule, e.g. `api`),
-`remote_address` and, when the client sent one, `api_key`. The client is its API key if present, else
-its address.
+The gateway sends, per request, a descriptor for each rule that applies to the route: `generic_key`
+(the rule: `api` per client, `api-address` the per-address ceiling), `remote_address` and, when the
+client sent one, `api_key`. The client is its API key if present, else its address.
+
+Nothing a client sends can make a lookup fail (Envoy would then let the request through): the gateway
+already refuses over-long API keys, and here, as a second line, any identity that is long or not plain
+printable ASCII is replaced by its SHA-256, so it always fits the limiter's key.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from services.ratelimit.limiter import Decision, Limiter
+from services.ratelimit.limiter import MAX_COST, Decision, Limiter
 from services.ratelimit.rules import Rule, RuleBook
+
+MAX_PLAIN_IDENTITY_LENGTH = 128
+"""An identity longer than this (or with characters outside printable ASCII) is keyed by its hash."""
 
 
 @dataclass(frozen=True)
@@ -19,6 +28,14 @@ class DescriptorVerdict:
     rule: Rule | None
     decision: Decision | None
     """None when the descriptor names no known rule: nothing limits it."""
+
+
+def client_key(entries: Mapping[str, str]) -> str:
+    """The allowance a descriptor draws on: `client:<identity>`, bounded whatever the identity is."""
+    identity = entries.get("api_key") or entries.get("remote_address") or "anonymous"
+    if len(identity) > MAX_PLAIN_IDENTITY_LENGTH or not (identity.isascii() and identity.isprintable()):
+        identity = "sha256:" + hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"client:{identity}"
 
 
 class GatewayLimits:
@@ -30,14 +47,13 @@ class GatewayLimits:
     async def check(
         self, domain: str, descriptors: Sequence[Mapping[str, str]], hits: int
     ) -> list[DescriptorVerdict]:
-        verdicts = []
-        for entries in descriptors:
+        """One verdict per descriptor, in order; the descriptors are checked concurrently."""
+        cost = min(max(hits, 1), MAX_COST)
+
+        async def verdict(entries: Mapping[str, str]) -> DescriptorVerdict:
             rule = self._rules.find(entries.get("generic_key", "")) if domain == self.domain else None
-            client = entries.get("api_key") or entries.get("remote_address") or "anonymous"
             if rule is None:
-                verdicts.append(DescriptorVerdict(None, None))
-                continue
-            verdicts.append(
-                DescriptorVerdict(rule, await self._limiter.decide(rule, f"client:{client}", hits or 1))
-            )
-        return verdicts
+                return DescriptorVerdict(None, None)
+            return DescriptorVerdict(rule, await self._limiter.decide(rule, client_key(entries), cost))
+
+        return list(await asyncio.gather(*(verdict(entries) for entries in descriptors)))

@@ -78,6 +78,8 @@ class Rule:
 DEFAULT_RULES: tuple[Rule, ...] = (
     # The gateway's per-client limit (by API key, else by address).
     Rule(name="api", limit=100, period_ms=1000, burst=100),
+    # The gateway's ceiling per client address, whatever API keys it sends: rotating keys gains nothing.
+    Rule(name="api-address", limit=1000, period_ms=1000, burst=1000),
     # Starts of jobs on the `ratelimit` queue, across all workers: smooth, no bursts.
     Rule(name="queue-ratelimit", limit=10, period_ms=1000, burst=1),
 )

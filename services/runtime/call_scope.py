@@ -37,8 +37,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.access.audit import AuditEntry, AuditLog, Outcome
-from services.access.context import bind_principal, reset_principal
+from services.access.context import bind_delegated, bind_principal, reset_delegated, reset_principal
 from services.access.guard import API_KEY_HEADER, SERVICE_KEY_HEADER, Credentials, Guard
+from services.access.principal import Principal, PrincipalKind
 from services.access.scopes import Scope
 from services.runtime.call_deadlines import CallDeadlines
 from services.runtime.errors import SwitchboardError, UnavailableError
@@ -177,6 +178,7 @@ def _guarded(
             await note(f"anonymous:{credentials.source}", Outcome.DENIED, refusal.message)
             raise
         principal_token = bind_principal(principal)
+        delegated_token = bind_delegated(_delegable(principal, credentials))
         try:
             result = await behaviour(request, context)
         except Exception as error:
@@ -184,11 +186,21 @@ def _guarded(
                 await note(principal.label, Outcome.FAILED, getattr(error, "message", type(error).__name__))
             raise
         finally:
+            reset_delegated(delegated_token)
             reset_principal(principal_token)
         await note(principal.label, Outcome.ALLOWED)
         return result
 
     return checked
+
+
+def _delegable(principal: Principal, credentials: Credentials) -> tuple[tuple[str, str], ...]:
+    """What a call made on `principal`'s behalf presents: the credentials that just verified as theirs."""
+    if principal.kind is PrincipalKind.ADMIN:
+        return (("authorization", credentials.authorization),)
+    if principal.kind is PrincipalKind.API_KEY:
+        return ((API_KEY_HEADER, credentials.api_key),)
+    return ()
 
 
 _TARGET_FIELDS = ("name", "queue", "id", "rule", "job_id")

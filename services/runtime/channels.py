@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.access.context import delegated_credentials
 from services.access.guard import SERVICE_KEY_HEADER
 from services.runtime.request_context import REQUEST_ID_HEADER, current_request_id
 
@@ -30,7 +31,12 @@ class _CallDefaults(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
         request_id = current_request_id()
         if request_id is not None and REQUEST_ID_HEADER not in metadata:
             metadata.add(REQUEST_ID_HEADER, request_id)
-        if self._service_key is not None:
+        delegated = delegated_credentials()
+        if delegated:
+            # On behalf of the caller being served: its own (verified) credentials, not the service's.
+            for key, value in delegated:
+                metadata.add(key, value)
+        elif self._service_key is not None:
             metadata.add(SERVICE_KEY_HEADER, self._service_key)
         details = grpc.aio.ClientCallDetails(
             method=client_call_details.method,

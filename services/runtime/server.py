@@ -38,14 +38,16 @@ from services.runtime import background, event_loop
 from services.runtime.call_scope import with_call_scope
 from services.runtime.health import HealthMonitor, Probe
 from services.runtime.logs import configure_logging
+from services.runtime.message_size import GRPC_MAX_MESSAGE_BYTES
 from services.runtime.redis_mux import RedisMux
 from services.runtime.redis_pool import create_redis
 from services.runtime.settings import ConfigurationError, ServiceSettings, load_settings
 
 logger = logging.getLogger(__name__)
 
-# Bounded messages: a request larger than this is refused before it reaches a servicer.
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+# Bounded messages: a request larger than this is refused (RESOURCE_EXHAUSTED, by grpc itself) before it
+# reaches a servicer. It is built on the gateway's largest body limit, so only direct callers can meet it.
+MAX_MESSAGE_BYTES = GRPC_MAX_MESSAGE_BYTES
 # A health name that is SERVING while the process runs, whatever its dependencies do: what a Kubernetes
 # liveness probe asks (a Redis outage must make pods unready, not restart them all).
 LIVENESS_SERVICE = "liveness"

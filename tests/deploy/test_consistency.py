@@ -193,13 +193,14 @@ def test_every_required_setting_is_set(renders: dict[str, Rendered], name: str) 
             assert "RATELIMIT_ADDRESS" in env, f"{owner} reads its queue's rate-limit rules"
 
 
-def test_jobs_and_workers_share_one_key_prefix(renders: dict[str, Rendered]) -> None:
+def test_jobs_workers_and_admin_share_one_key_prefix(renders: dict[str, Rendered]) -> None:
+    """The admin service writes the settings document under the jobs' prefix."""
     for name in CHECKED:
         rendered = renders[name]
         prefixes = {
             process_environment(rendered, container).get("JOBS_KEY_PREFIX", "default")
             for _, container, module in switchboard_containers(rendered)
-            if module in {"services.jobs", "services.jobs.worker"}
+            if module in {"services.jobs", "services.jobs.worker", "services.admin"}
         }
         assert len(prefixes) == 1, (name, prefixes)
 

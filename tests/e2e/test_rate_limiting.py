@@ -1,7 +1,8 @@
-"""Envoy's global rate limiting on /api: 429 JSON with the headers, per client, and failing open.
+"""Envoy's rate limiting on /api and native gRPC: 429 JSON with the headers, per client and per address,
+the limiter's own checks left alone, failing open, and the per-instance backstop.
 
-This module runs its own stack (its own key prefixes) because it tightens the `api` rule and kills the
-rate-limit service.
+The module's stack has its own key prefixes because its tests tighten the gateway's rules (each puts them
+back). A test that stops a service builds a stack of its own, so no test depends on another's order.
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 import requests
+from google.protobuf import duration_pb2
 
 from devstack.ports import free_port
 from devstack.redis import RedisServer
 from devstack.stack import Stack
+from switchboard.jobs.v1 import jobs_pb2, jobs_pb2_grpc
+from switchboard.ratelimit.v1 import ratelimit_pb2, ratelimit_pb2_grpc
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +80,9 @@ def test_a_burst_over_the_api_rule_gets_429_json_with_the_headers(limited_stack:
         assert [a.status_code for a in answers] == [200] * 5 + [429] * 3
         allowed, denied = answers[0], answers[-1]
         assert allowed.headers["x-ratelimit-remaining"] == "4"
-        assert allowed.headers["x-ratelimit-limit"] == '30, 30;w=60;name="api"', "5 per 10 s, per minute"
+        # The tightest quota first (5 per 10 s, stated per minute), then every quota that applied.
+        assert allowed.headers["x-ratelimit-limit"].startswith('30, 30;w=60;name="api"')
+        assert 'name="api-address"' in allowed.headers["x-ratelimit-limit"]
         assert denied.headers["x-ratelimit-remaining"] == "0"
         assert int(denied.headers["x-ratelimit-reset"]) > 0
         assert int(denied.headers["retry-after"]) == 2, "one request every 2 s; rounded up to whole seconds"
@@ -85,20 +92,110 @@ def test_a_burst_over_the_api_rule_gets_429_json_with_the_headers(limited_stack:
         assert "Retry-After" in body["message"]
         assert other.status_code == 200, "each client has its own allowance"
     finally:
-        requests.put(
-            f"{url}/api/rate-limits/api",
-            json={"limit": 100, "period": "1s", "burst": 100},
-            auth=limited_stack.admin_auth,
-            timeout=10,
-        )
+        _put_rule(limited_stack, "api", 100, 1, burst=100)
 
 
-def test_requests_pass_when_the_rate_limit_service_is_down(limited_stack: Stack) -> None:
+def test_rotating_api_keys_meets_the_per_address_ceiling(limited_stack: Stack) -> None:
+    """A fresh x-api-key per request used to get a fresh allowance each time."""
     url = limited_stack.gateway_url
-    limited_stack.services["ratelimit"].stop()
-    answers = [requests.get(f"{url}/api/test-connection", timeout=10) for _ in range(5)]
-    assert [a.status_code for a in answers] == [200] * 5, "fail open: no hang, no 429, no 5xx"
-    assert all("x-ratelimit-limit" not in a.headers for a in answers)
+    _put_rule(limited_stack, "api-address", 5, 10, fixed_window=True)
+    try:
+        with requests.Session() as client:
+            answers = [
+                client.get(f"{url}/api/queues", headers={"x-api-key": f"rotated-{index}"}, timeout=10)
+                for index in range(8)
+            ]
+        assert [a.status_code for a in answers] == [200] * 5 + [429] * 3
+        assert answers[-1].json()["code"] == 8
+    finally:
+        _put_rule(limited_stack, "api-address", 1000, 1, burst=1000)
+
+
+def test_native_grpc_calls_through_the_gateway_are_rate_limited(limited_stack: Stack) -> None:
+    """They used to pass the gateway unlimited."""
+    _put_rule(limited_stack, "api", 5, 10, fixed_window=True)
+    try:
+        codes = []
+        with grpc.insecure_channel(f"127.0.0.1:{limited_stack.gateway_port}") as channel:
+            stub = jobs_pb2_grpc.JobsServiceStub(channel)
+            for _ in range(8):
+                try:
+                    stub.ListQueues(
+                        jobs_pb2.ListQueuesRequest(), metadata=[("x-api-key", "grpc-client")], timeout=10
+                    )
+                    codes.append(grpc.StatusCode.OK)
+                except grpc.RpcError as error:
+                    codes.append(error.code())
+        assert codes == [grpc.StatusCode.OK] * 5 + [grpc.StatusCode.RESOURCE_EXHAUSTED] * 3
+    finally:
+        _put_rule(limited_stack, "api", 100, 1, burst=100)
+
+
+def test_the_limiter_does_not_limit_itself(limited_stack: Stack) -> None:
+    """An application checks its own users' limits through the gateway: those checks are verdicts of its
+    rule, never the gateway's 429 (only the per-address ceiling bounds them)."""
+    url = limited_stack.gateway_url
+    _put_rule(limited_stack, "api", 5, 10, fixed_window=True)
+    _put_rule(limited_stack, "own-users", 100, 60, fixed_window=True)
+    try:
+        with requests.Session() as client:
+            app = {"x-api-key": "self-checking-app"}
+            checks = [
+                client.post(
+                    f"{url}/api/rate-limits/check",
+                    json={"rule": "own-users", "key": "user-1"},
+                    headers=app,
+                    timeout=10,
+                )
+                for _ in range(300)
+            ]
+            usage = client.get(
+                f"{url}/api/rate-limits/usage",
+                params={"rule": "own-users", "key": "user-1"},
+                headers=app,
+                timeout=10,
+            )
+            elsewhere = [client.get(f"{url}/api/queues", headers=app, timeout=10) for _ in range(6)]
+        assert [c.status_code for c in checks] == [200] * 300, "no gateway 429 among the checks"
+        verdicts = [c.json()["allowed"] for c in checks]
+        assert verdicts == [True] * 100 + [False] * 200, "the rule's own verdicts"
+        assert (usage.status_code, usage.json()["remaining"]) == (200, "0")
+        assert [a.status_code for a in elsewhere] == [200] * 5 + [429], "the rest of the API stays limited"
+    finally:
+        _put_rule(limited_stack, "api", 100, 1, burst=100)
+        with grpc.insecure_channel(limited_stack.services["ratelimit"].address) as channel:
+            ratelimit_pb2_grpc.RateLimitServiceStub(channel).DeleteRule(
+                ratelimit_pb2.DeleteRuleRequest(name="own-users"), timeout=10
+            )
+
+
+def test_requests_pass_when_the_rate_limit_service_is_down_within_the_backstop(
+    redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Failing open lets requests through without a verdict; the per-instance backstop still refuses a
+    client's overload (429) instead of waving it through, and other clients keep their own allowance."""
+    monkeypatch.setenv("GATEWAY_BACKSTOP_CLIENT_REQUESTS_PER_SECOND", "10")
+    stack = _stack_of_its_own(tmp_path, redis_server)
+    stack.start()
+    try:
+        url = stack.gateway_url
+        stack.services["ratelimit"].stop()
+        with requests.Session() as client:
+            answers = [client.get(f"{url}/api/test-connection", timeout=10) for _ in range(5)]
+            assert [a.status_code for a in answers] == [200] * 5, "fail open: no hang, no 429, no 5xx"
+            assert all("x-ratelimit-limit" not in a.headers for a in answers)
+            # Far more than 10 a second from one client: its bucket runs dry.
+            noisy = {"x-api-key": "noisy"}
+            overload = [client.get(f"{url}/api/queues", headers=noisy, timeout=10) for _ in range(60)]
+            quiet = client.get(f"{url}/api/queues", headers={"x-api-key": "quiet"}, timeout=10)
+        refused = [a for a in overload if a.status_code == 429]
+        assert refused, [a.status_code for a in overload]
+        assert {a.status_code for a in overload} <= {200, 429}
+        assert refused[0].json()["code"] == 8
+        assert refused[0].headers["retry-after"] == "1"
+        assert quiet.status_code == 200, "a bucket per client"
+    finally:
+        stack.stop()
 
 
 def test_failing_closed_when_so_configured(
@@ -115,6 +212,25 @@ def test_failing_closed_when_so_configured(
         assert denied.json()["code"] == 14
     finally:
         stack.stop()
+
+
+def _put_rule(
+    stack: Stack, name: str, limit: int, period_seconds: int, *, burst: int = 0, fixed_window: bool = False
+) -> None:
+    """Straight to the rate-limit service: a tightened rule must not stop the test from loosening it.
+
+    Tests tighten a rule as a fixed window: its counters are apart from the GCRA ones the loosened rule
+    uses again, so a test's spent allowance does not carry over into the next test."""
+    rule = ratelimit_pb2.Rule(
+        limit=limit,
+        burst=burst,
+        period=duration_pb2.Duration(seconds=period_seconds),
+        algorithm=ratelimit_pb2.ALGORITHM_FIXED_WINDOW if fixed_window else ratelimit_pb2.ALGORITHM_GCRA,
+    )
+    with grpc.insecure_channel(stack.services["ratelimit"].address) as channel:
+        ratelimit_pb2_grpc.RateLimitServiceStub(channel).PutRule(
+            ratelimit_pb2.PutRuleRequest(name=name, rule=rule), metadata=stack.admin_metadata, timeout=10
+        )
 
 
 def _stack_of_its_own(run_dir: Path, redis_server: RedisServer) -> Stack:

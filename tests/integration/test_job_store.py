@@ -336,11 +336,17 @@ async def test_retry_and_cancel_answer_the_state_their_transition_produced(store
 # --- listing while retention deletes ---------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("same_millisecond", [False, True])
 async def test_listing_neither_ends_early_nor_repeats_while_jobs_are_removed_under_it(
-    store: JobStore, monkeypatch: pytest.MonkeyPatch
+    store: JobStore, redis_client: Redis, monkeypatch: pytest.MonkeyPatch, same_millisecond: bool
 ) -> None:
     for index in range(30):
         await _submit(store, f"job-{index:02}", queue="bigquery" if index % 3 == 0 else "analytics")
+    if same_millisecond:
+        # A fast machine creates several jobs in one millisecond: equal scores, ordered by id.
+        for index in range(30):
+            queue = "bigquery" if index % 3 == 0 else "analytics"
+            await redis_client.zadd(store.queue_key(queue, "all"), {f"job-{index:02}": 1_000 + index // 4})
     expected = [f"job-{index:02}" for index in reversed(range(30))]
     first, token = await store.list_jobs(queues=["analytics", "bigquery"], state=None, page_size=5)
     assert [job.id for job in first] == expected[:5]

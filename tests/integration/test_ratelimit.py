@@ -238,4 +238,4 @@ async def test_rules_come_back_as_defaults_when_redis_lost_its_data(
         f"{key_prefix}:rules", f"{key_prefix}:rules:version"
     )  # as a restart without persistence
     await book.refresh()
-    assert {rule.name for rule in book.all()} == {"api", "queue-ratelimit"}
+    assert {rule.name for rule in book.all()} == {"api", "api-address", "queue-ratelimit"}

@@ -1,12 +1,24 @@
-"""The gateway's config is rendered from one template; every placeholder gets a value."""
+"""The gateway's config is rendered from one template; every placeholder gets a value, and the limits it
+enforces agree with what the services behind it accept."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from google.protobuf import json_format, struct_pb2
+from pydantic import ValidationError
 
 from services.gateway import kubernetes
-from services.gateway.config import render, split_address
+from services.gateway.config import body_limits, render, split_address
 from services.gateway.settings import GatewaySettings
+from services.runtime import server
+from services.runtime.message_size import (
+    DEFAULT_BODY_LIMIT_BYTES,
+    JSON_TO_PROTOBUF_EXPANSION,
+    MAX_BODY_LIMIT_BYTES,
+    describe,
+)
 from services.runtime.settings import PeerAddresses
 
 
@@ -46,6 +58,97 @@ def test_rate_limiting_fails_open_unless_told_to_fail_closed() -> None:
     assert "timeout: 0.08s" in closed
 
 
+@pytest.mark.parametrize(
+    "settings",
+    [
+        GatewaySettings(),
+        GatewaySettings(
+            body_limit_bytes=MAX_BODY_LIMIT_BYTES, analytics_body_limit_bytes=MAX_BODY_LIMIT_BYTES
+        ),
+    ],
+    ids=["defaults", "largest allowed"],
+)
+def test_no_body_the_gateway_lets_through_meets_a_services_own_limit(settings: GatewaySettings) -> None:
+    """Over a service's gRPC limit the answer is RESOURCE_EXHAUSTED (a 429 through the gateway): the
+    gateway's 413 must come first for any body it may be configured to take, transcoded or not."""
+    for route, limit in body_limits(settings).items():
+        assert limit * JSON_TO_PROTOBUF_EXPANSION <= server.MAX_MESSAGE_BYTES, route
+        assert f"max_request_bytes: {limit}" in render(settings)
+    assert f"max_request_body_size: {MAX_BODY_LIMIT_BYTES}" in render(settings), "the transcoder's cap"
+
+
+def test_a_body_limit_cannot_be_raised_past_what_the_services_accept() -> None:
+    with pytest.raises(ValidationError, match="less than or equal"):
+        GatewaySettings(body_limit_bytes=MAX_BODY_LIMIT_BYTES + 1)
+    with pytest.raises(ValidationError, match="less than or equal"):
+        GatewaySettings(analytics_body_limit_bytes=MAX_BODY_LIMIT_BYTES + 1)
+
+
+def test_the_413_names_the_limit_of_the_route() -> None:
+    config = render(GatewaySettings(body_limit_bytes=1024 * 1024, analytics_body_limit_bytes=2 * 1024 * 1024))
+    assert 'body_limit: "1 MiB"' in config
+    assert 'body_limit: "2 MiB"' in config
+    assert config.count("%METADATA(ROUTE:switchboard:body_limit)%") >= 2
+
+
+def _nested(depth: int) -> object:
+    value: object = [0]
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        [0] * 5000,
+        [[]] * 5000,
+        [{}] * 5000,
+        [""] * 5000,
+        [True] * 5000,
+        [None] * 5000,
+        {f"{index}": 0 for index in range(3000)},
+        _nested(40),
+    ],
+    ids=["numbers", "empty lists", "empty objects", "empty strings", "booleans", "nulls", "keys", "nested"],
+)
+def test_json_never_grows_past_the_expansion_factor_as_protobuf(payload: object) -> None:
+    """The factor the services' limit is built on holds for the worst shapes a Struct payload can take."""
+    message = json_format.ParseDict({"x": payload}, struct_pb2.Struct())
+    compact_json = json.dumps({"x": payload}, separators=(",", ":")).encode()
+    assert len(message.SerializeToString()) <= JSON_TO_PROTOBUF_EXPANSION * len(compact_json)
+
+
+def test_describe_names_sizes_in_binary_units() -> None:
+    assert describe(DEFAULT_BODY_LIMIT_BYTES) == "1 MiB 64 KiB"
+    assert describe(4 * 1024 * 1024) == "4 MiB"
+    assert describe(1500) == "1 KiB 476 bytes"
+
+
+def test_every_route_is_rate_limited_and_native_grpc_has_a_default_deadline() -> None:
+    config = render(
+        GatewaySettings(
+            grpc_default_timeout_seconds=7,
+            backstop_requests_per_second=900,
+            backstop_client_requests_per_second=90,
+        )
+    )
+    assert "timeout: 0s, max_stream_duration: *grpc_deadline" in config
+    assert (
+        "max_stream_duration: &grpc_deadline {max_stream_duration: 7s, grpc_timeout_header_max: 300s}"
+        in config
+    )
+    assert "token_bucket: {max_tokens: 900, tokens_per_fill: 900, fill_interval: 1s}" in config
+    assert "&client_backstop {max_tokens: 90, tokens_per_fill: 90, fill_interval: 1s}" in config
+    routes_text = config[config.index("routes:") : config.index("http_filters:")]
+    proxied = routes_text.split("- match:")[2:]  # after the refusal of over-long keys
+    unguarded = [r for r in proxied if "*rest" not in r and "envoy.filters.http.local_ratelimit" not in r]
+    assert not unguarded, "a backstop on each route"
+    routes = [line for line in config.splitlines() if "cluster: " in line and "route:" in line]
+    assert routes, "routes with their actions on one line"
+    assert all("rate_limits:" in line for line in routes), [r for r in routes if "rate_limits" not in r]
+
+
 def test_tls_is_off_unless_both_files_are_set() -> None:
     assert "transport_socket" not in render(GatewaySettings())
     config = render(GatewaySettings(tls_cert_file="/certs/tls.crt", tls_key_file="/certs/tls.key"))
@@ -70,3 +173,10 @@ def test_the_kubernetes_render_names_each_service_whatever_the_environment_says(
         "analytics": "analytics:50054",
         "admin": "admin:50055",
     }
+
+
+def test_without_a_reflection_service_the_gateway_routes_no_reflection() -> None:
+    assert "cluster: reflection" in render(GatewaySettings())
+    config = render(GatewaySettings(reflection_address=""))
+    assert "reflection" not in config.replace("grpc_reflection", "")
+    assert "- name: admin" in config, "the clusters before it stay"

@@ -1,0 +1,7 @@
+"""The gateway's reflection service: grpcurl and other clients discover every Switchboard API on :8080.
+
+Each service serves reflection for its own APIs on its own port, but one reflection stream through the
+gateway reaches one upstream. So the gateway routes `/grpc.reflection.*` here instead: a small gRPC server
+answering reflection (v1 and v1alpha) from the descriptor set Envoy transcodes with, for every
+`switchboard.*` service in it. It needs no Redis and no other service.
+"""
