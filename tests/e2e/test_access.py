@@ -257,3 +257,24 @@ def _eventually_status(stack: Stack, headers: dict[str, str], wanted: set[int]) 
         assert status == 401, status  # not known yet: the only other answer allowed
         time.sleep(0.05)
     return False
+
+
+def test_pausing_a_queue_through_the_settings_is_done_as_the_admin(stack: Stack) -> None:
+    """The admin service pauses the queue on the jobs service with the admin's own credentials."""
+
+    def set_paused(paused: bool) -> requests.Response:
+        body = {"settings": {"queuePaused": {"bigquery": paused}}, "updateMask": "queuePaused.bigquery"}
+        return _call(stack, "PATCH", "/api/settings", body, auth=stack.admin_auth)
+
+    try:
+        changed = set_paused(True)
+        assert changed.status_code == 200, changed.text
+        queues = _call(stack, "GET", "/api/queues", None).json()["queues"]
+        assert next(q for q in queues if q["name"] == "bigquery")["paused"] is True
+        entries = _call(stack, "GET", "/api/audit", None, auth=stack.admin_auth).json()["entries"]
+        pause = next(
+            e for e in entries if e["operation"].endswith("/PauseQueue") and e["target"] == "bigquery"
+        )
+        assert (pause["principal"], pause["outcome"]) == (f"admin:{stack.admin_user}", "allowed")
+    finally:
+        assert set_paused(False).status_code == 200
