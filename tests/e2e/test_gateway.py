@@ -17,7 +17,8 @@ from grpc_reflection.v1alpha import reflection_pb2
 
 from devstack.envoy import EnvoyProcess
 from devstack.ports import free_port
-from devstack.services import SERVICE_NAMES
+from devstack.redis import RedisServer
+from devstack.services import SERVICE_NAMES, ServiceProcess
 from devstack.stack import DESCRIPTOR_PATH, Stack
 from services.gateway.config import render
 from services.gateway.settings import GatewaySettings
@@ -273,18 +274,25 @@ def test_reflection_v1_answers_through_the_gateway_too(stack: Stack) -> None:
     assert "switchboard/ratelimit/v1/ratelimit.proto" in {file.name for file in files}
 
 
-def test_a_native_grpc_call_without_a_deadline_gets_the_gateways(tmp_path: Path) -> None:
+def test_a_native_grpc_call_without_a_deadline_gets_the_gateways(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
     """Behind the gateway, a call whose client set no deadline used to wait for ever on a hung service."""
     hung = socket.create_server(("127.0.0.1", 0))  # accepts (the kernel's backlog), never answers
+    # A real admin service: its authorizer lets the call through to the hung one.
+    admin = ServiceProcess("admin", run_dir=tmp_path, env={"REDIS_PORT": str(redis_server.port)})
+    admin.start()
     try:
+        admin.wait_ready()
         address = f"127.0.0.1:{hung.getsockname()[1]}"
+        peers = {f"{name}_address": address for name in SERVICE_NAMES}
         settings = GatewaySettings(
             listen_address="127.0.0.1",
             port=free_port(),
             admin_port=0,
             descriptor_path=str(DESCRIPTOR_PATH),
             grpc_default_timeout_seconds=1,
-            peers=PeerAddresses(**{f"{name}_address": address for name in SERVICE_NAMES}),
+            peers=PeerAddresses(**{**peers, "admin_address": admin.address}),
             reflection_address=address,
         )
         config = tmp_path / "envoy.yaml"
@@ -304,5 +312,6 @@ def test_a_native_grpc_call_without_a_deadline_gets_the_gateways(tmp_path: Path)
             envoy.stop()
     finally:
         hung.close()
+        admin.stop()
     assert isinstance(failure, grpc.RpcError)
     assert failure.code() == grpc.StatusCode.DEADLINE_EXCEEDED

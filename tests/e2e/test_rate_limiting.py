@@ -165,7 +165,9 @@ def test_the_limiter_does_not_limit_itself(limited_stack: Stack) -> None:
         _put_rule(limited_stack, "api", 100, 1, burst=100)
         with grpc.insecure_channel(limited_stack.services["ratelimit"].address) as channel:
             ratelimit_pb2_grpc.RateLimitServiceStub(channel).DeleteRule(
-                ratelimit_pb2.DeleteRuleRequest(name="own-users"), timeout=10
+                ratelimit_pb2.DeleteRuleRequest(name="own-users"),
+                metadata=limited_stack.admin_metadata,
+                timeout=10,
             )
 
 
