@@ -15,6 +15,7 @@ import pytest
 
 from devstack.redis import RedisServer
 from devstack.services import ServiceProcess
+from services.access.credentials import basic_header
 from services.runtime.redis_pool import create_redis
 from services.runtime.server import ServiceBinding, start_server
 from services.runtime.settings import RedisSettings
@@ -23,6 +24,9 @@ from switchboard.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 from tests.integration.conftest import BlackHole
 
 JOBS = jobs_pb2.DESCRIPTOR.services_by_name["JobsService"]
+
+
+ADMIN = ("admin", "a-long-test-password-0002")
 
 
 def _service(name: str, redis: RedisServer, run_dir: Path, **env: str) -> ServiceProcess:
@@ -86,12 +90,17 @@ def test_the_connection_test_is_not_cut_by_the_redis_deadline_and_reports_the_st
         BIGQUERY_ADDRESS=black_hole.address,
         ANALYTICS_ADDRESS=black_hole.address,
         CONNECTION_TEST_TIMEOUT_SECONDS="1.0",
+        SWITCHBOARD_ADMIN_USER=ADMIN[0],
+        SWITCHBOARD_ADMIN_PASSWORD=ADMIN[1],
     )
     try:
         stalled_redis.pause()
         with grpc.insecure_channel(admin.address) as channel:
+            # Signed in: the unauthenticated see only pass or fail, not why.
             report = connection_pb2_grpc.ConnectionServiceStub(channel).TestConnection(
-                connection_pb2.TestConnectionRequest(), timeout=10
+                connection_pb2.TestConnectionRequest(),
+                timeout=10,
+                metadata=(("authorization", basic_header(*ADMIN)),),
             )
         checks = {check.name: check for check in report.checks}
         assert not report.ok
