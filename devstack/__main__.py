@@ -59,6 +59,7 @@ def main() -> int:
 
     ports = {name: split_address(address)[1] for name, address in gateway.peers.by_service().items()}
     ports["reflection"] = split_address(gateway.reflection_address)[1]
+    ports["body_sink"] = split_address(gateway.body_sink_address)[1]
     password, generated = _admin_password(run_dir)
     stack = Stack(
         run_dir / "logs",

@@ -63,8 +63,18 @@ class Stack:
             for name in SERVICE_NAMES
         }
         # The gateway's reflection service (grpcurl through :8080) reads only the descriptor set.
+        # Its second listener, the body sink, has a port file of its own (written before the gRPC one).
+        self._body_sink_port_file = run_dir / "gateway.body_sink.port"
+        self.body_sink_port = ports.get("body_sink", 0)
+        sink_env = {
+            "BODY_SINK_PORT": str(self.body_sink_port),
+            "BODY_SINK_PORT_FILE": str(self._body_sink_port_file),
+        }
         self.reflection = ServiceProcess(
-            "gateway.reflection", run_dir=run_dir, env=common_env, port=ports.get("reflection", 0)
+            "gateway.reflection",
+            run_dir=run_dir,
+            env={**common_env, **sink_env},
+            port=ports.get("reflection", 0),
         )
         self.workers = [
             WorkerProcess(f"worker-{index}", run_dir=run_dir, env=common_env) for index in range(workers)
@@ -98,12 +108,17 @@ class Stack:
 
     def _start(self, timeout: float) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._body_sink_port_file.unlink(missing_ok=True)
         siblings = [*(s for name, s in self.services.items() if name != "admin"), self.reflection]
         for service in siblings:
             service.start()
         with ThreadPoolExecutor(len(siblings)) as pool:
             for future in [pool.submit(s.wait_ready, timeout) for s in siblings]:
                 future.result()
+        self.body_sink_port = int(self._body_sink_port_file.read_text())
+        # A restarted reflection process listens where Envoy sends the bodies.
+        reflection_env = self.reflection.process.env or {}
+        self.reflection.process.env = {**reflection_env, "BODY_SINK_PORT": str(self.body_sink_port)}
         # The admin service checks its siblings, so it starts knowing where they are.
         admin = self.services["admin"]
         peer_env = {f"{name.upper()}_ADDRESS": address for name, address in self.peers.by_service().items()}
@@ -129,6 +144,7 @@ class Stack:
             descriptor_path=str(DESCRIPTOR_PATH),
             peers=self.peers,
             reflection_address=self.reflection.address,
+            body_sink_address=f"127.0.0.1:{self.body_sink_port}",
         )
 
     def stop(self) -> None:

@@ -7,6 +7,7 @@ import string
 from pathlib import Path
 
 from services.gateway.settings import API_KEY_MAX_LENGTH, GatewaySettings
+from services.gateway.reflection.body_sink import MAX_DRAINED_BYTES
 from services.runtime.message_size import MAX_BODY_LIMIT_BYTES, describe
 
 TEMPLATE = Path(__file__).with_name("envoy.yaml.tmpl")
@@ -47,6 +48,15 @@ def render(settings: GatewaySettings) -> str:
         values["REFLECTION_PORT"] = str(reflection_port)
     else:
         template = without_block(template, "reflection")
+    if settings.body_sink_address:
+        values["BODY_SINK_HOST"], sink_port = split_address(settings.body_sink_address)
+        values["BODY_SINK_PORT"] = str(sink_port)
+        # Header range matches are [start, end): over the limit, up to what the sink drains.
+        values["BODY_LIMIT_PLUS_ONE"] = str(limits["default"] + 1)
+        values["ANALYTICS_BODY_LIMIT_PLUS_ONE"] = str(limits["analytics"] + 1)
+        values["SINK_MAX_PLUS_ONE"] = str(MAX_DRAINED_BYTES + 1)
+    else:
+        template = without_block(template, "body_sink")
     for service, address in settings.peers.by_service().items():
         host, port = split_address(address)
         values[f"{service.upper()}_HOST"] = host

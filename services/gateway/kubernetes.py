@@ -42,6 +42,8 @@ def kubernetes_settings(base: GatewaySettings, *, tls: bool) -> GatewaySettings:
             "peers": cluster_peers(),
             # No reflection Deployment in deploy/ yet: the cluster's gateway routes no reflection.
             "reflection_address": "",
+            # The body sink runs in the reflection process: none either, Envoy's buffer filter answers 413.
+            "body_sink_address": "",
             "tls_cert_file": str(TLS_DIR / "tls.crt") if tls else None,
             "tls_key_file": str(TLS_DIR / "tls.key") if tls else None,
         }

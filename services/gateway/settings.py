@@ -76,6 +76,12 @@ class GatewaySettings(BaseSettings):
         description="The gateway's reflection service (`python -m services.gateway.reflection`); empty: "
         "the gateway routes no reflection.",
     )
+    body_sink_address: str = Field(
+        default="localhost:50057",
+        description="The body sink in the reflection process: a REST request declaring a Content-Length "
+        "over its route's limit is drained there and answered 413, so clients that send their whole body "
+        "before reading (urllib) get the answer, not a reset. Empty: Envoy's buffer filter answers alone.",
+    )
     # Both set: the listener speaks TLS only (HTTP/2 and HTTP/1.1 by ALPN), with this certificate.
     tls_cert_file: str | None = Field(default=None, description="PEM certificate chain of the listener.")
     tls_key_file: str | None = Field(default=None, description="PEM private key of that certificate.")

@@ -1,4 +1,5 @@
-"""Builds and runs the reflection server: the descriptor set in a pool, served as v1alpha and v1."""
+"""Builds and runs the gateway helper: reflection (the descriptor set in a pool, served as v1alpha and
+v1) and, on a second port, the body sink."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from grpc_health.v1.health import OVERALL_HEALTH
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
+from services.gateway.reflection.body_sink import SinkLimits, start_body_sink
 from services.gateway.reflection.settings import ReflectionSettings
 from services.runtime import event_loop
 from services.runtime.logs import configure_logging
@@ -90,11 +92,20 @@ async def serve(settings: ReflectionSettings) -> None:
     port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
     if port == 0:
         raise ConfigurationError(f"cannot listen on {settings.grpc_host}:{settings.grpc_port}")
+    sink = await start_body_sink(
+        settings.grpc_host.strip("[]"),
+        settings.body_sink_port,
+        SinkLimits(read_timeout_seconds=settings.body_sink_read_timeout_seconds),
+    )
+    sink_port = sink.sockets[0].getsockname()[1]
     await server.start()
     await health.set(OVERALL_HEALTH, health_pb2.HealthCheckResponse.SERVING)
+    # The sink's port first: a reader that sees the gRPC port file finds the sink's too.
+    if settings.body_sink_port_file:
+        _write_port_file(Path(settings.body_sink_port_file), sink_port)
     if settings.port_file:
         _write_port_file(Path(settings.port_file), port)
-    logger.info("serving", extra={"port": port, "services": services})
+    logger.info("serving", extra={"port": port, "body_sink_port": sink_port, "services": services})
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -102,6 +113,7 @@ async def serve(settings: ReflectionSettings) -> None:
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
     await health.enter_graceful_shutdown()
+    sink.close()
     await server.stop(settings.shutdown_grace_seconds)
     logger.info("stopped")
 
