@@ -6,8 +6,8 @@ import json
 import string
 from pathlib import Path
 
-from services.gateway.settings import API_KEY_MAX_LENGTH, GatewaySettings
 from services.gateway.reflection.body_sink import MAX_DRAINED_BYTES
+from services.gateway.settings import API_KEY_MAX_LENGTH, GatewaySettings
 from services.runtime.message_size import MAX_BODY_LIMIT_BYTES, describe
 
 TEMPLATE = Path(__file__).with_name("envoy.yaml.tmpl")

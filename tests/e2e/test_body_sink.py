@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from typing import Any
 
 import requests
 
@@ -22,10 +23,10 @@ def _job_body(payload_bytes: int) -> bytes:
     ).encode()
 
 
-def _assert_names_the_limit(status: dict[str, object], limit: str) -> None:
+def _assert_names_the_limit(status: dict[str, Any], limit: str) -> None:
     assert status["code"] == 3, status
     assert f"limit of {limit}" in str(status["message"])
-    (detail,) = status["details"]  # type: ignore[misc]
+    (detail,) = status["details"]
     assert detail["reason"] == "REQUEST_TOO_LARGE"
     assert detail["domain"] == "gateway.switchboard"
     assert detail["metadata"]["limit"] == limit

@@ -160,10 +160,7 @@ def test_a_body_over_the_limit_is_413_json_naming_it_not_a_rate_limit(
     error = _assert_json_error(answer, 413, 3)
     assert "1 MiB 64 KiB" in str(error["message"])
     assert "retry-after" not in answer.headers
-    # A client that reads the answer while it still sends gets it too (requests does). Python's urllib
-    # does not: it writes the whole body first, and Envoy stops reading once it has answered, so urllib
-    # gets the 413 only when the rest of the body fits in the sockets' buffers (not tested: it depends
-    # on the machine's load).
+    # A client that writes the whole body before it reads (urllib) gets it too: test_body_sink.py.
     within = http.post(
         f"{stack.gateway_url}/api/job", data=_job_body(1_000_000), timeout=30,
         headers={"content-type": "application/json"},

@@ -142,7 +142,8 @@ def test_every_route_is_rate_limited_and_native_grpc_has_a_default_deadline() ->
     assert "&client_backstop {max_tokens: 90, tokens_per_fill: 90, fill_interval: 1s}" in config
     routes_text = config[config.index("routes:") : config.index("http_filters:")]
     proxied = routes_text.split("- match:")[2:]  # after the refusal of over-long keys
-    unguarded = [r for r in proxied if "*rest" not in r and "envoy.filters.http.local_ratelimit" not in r]
+    guards = ("*rest", "*sink_filters", "envoy.filters.http.local_ratelimit")
+    unguarded = [r for r in proxied if not any(guard in r for guard in guards)]
     assert not unguarded, "a backstop on each route"
     routes = [line for line in config.splitlines() if "cluster: " in line and "route:" in line]
     assert routes, "routes with their actions on one line"
@@ -180,3 +181,32 @@ def test_without_a_reflection_service_the_gateway_routes_no_reflection() -> None
     config = render(GatewaySettings(reflection_address=""))
     assert "reflection" not in config.replace("grpc_reflection", "")
     assert "- name: admin" in config, "the clusters before it stay"
+
+
+def test_a_body_declared_over_its_routes_limit_goes_to_the_body_sink() -> None:
+    config = render(
+        GatewaySettings(
+            body_sink_address="127.0.0.1:6001",
+            body_limit_bytes=100_000,
+            analytics_body_limit_bytes=200_000,
+        )
+    )
+    routes_text = config[config.index("routes:") : config.index("http_filters:")]
+    sink_routes = [r for r in routes_text.split("- match:") if "cluster: body_sink" in r or "*to_sink" in r]
+    assert len(sink_routes) == 2, "analytics, then every other REST path"
+    analytics, default = sink_routes
+    assert "range_match: {start: 200001, end: 67108865}" in analytics
+    assert '"/api/analytics"' in analytics
+    assert "range_match: {start: 100001, end: 67108865}" in default
+    assert "invert_match: true" in default, "analytics bodies are measured against their own limit"
+    first_proxied = routes_text.split("- match:")[2]
+    assert "body_sink" in first_proxied, "before every route that would buffer the body"
+    assert "socket_address: {address: 127.0.0.1, port_value: 6001}" in config
+
+
+def test_without_a_body_sink_the_buffer_filter_answers_alone() -> None:
+    config = render(GatewaySettings(body_sink_address=""))
+    assert "body_sink" not in config
+    assert "range_match" not in config
+    cluster = kubernetes.kubernetes_settings(GatewaySettings(), tls=False)
+    assert "body_sink" not in render(cluster), "no sink in the cluster (no reflection Deployment)"

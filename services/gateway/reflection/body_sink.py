@@ -10,6 +10,7 @@ JSON as the gateway's own 413, with `Connection: close`. Envoy names the limit i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from dataclasses import dataclass
@@ -90,10 +91,8 @@ class BodySink:
             logger.info("body sink: the client went away or was too slow")
         finally:
             writer.close()
-            try:
+            with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
-            except ConnectionError:
-                pass
 
     async def _answer(self, reader: asyncio.StreamReader) -> bytes | None:
         timeout = self._limits.read_timeout_seconds
