@@ -158,6 +158,8 @@ def _print_summary(
     ]
     lines += [f"  {name:<22} {s.address}  (gRPC, loopback only)" for name, s in stack.services.items()]
     lines += [f"  {'reflection':<22} {stack.reflection.address}  (gRPC reflection behind the gateway)"]
+    sink = f"127.0.0.1:{stack.body_sink_port}"
+    lines += [f"  {'body sink':<22} {sink}  (HTTP/1.1: drains bodies over the limit, then 413)"]
     lines += [f"  {'workers':<22} {len(stack.workers)} process(es), queues analytics, bigquery, ratelimit"]
     lines += [f"  logs                   {Path(stack.run_dir)}/", "Ctrl-C stops everything.", ""]
     sys.stdout.write("\n".join(lines) + "\n")

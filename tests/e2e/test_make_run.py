@@ -100,6 +100,7 @@ class _Launcher:
             "GATEWAY_ADMIN_PORT": str(free_port()),
             **{f"{name.upper()}_ADDRESS": f"127.0.0.1:{free_port()}" for name in SERVICE_NAMES},
             "GATEWAY_REFLECTION_ADDRESS": f"127.0.0.1:{free_port()}",
+            "GATEWAY_BODY_SINK_ADDRESS": f"127.0.0.1:{free_port()}",
         }
         self.lines: list[str] = []
         self._ready = threading.Event()
