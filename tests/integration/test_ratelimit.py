@@ -200,9 +200,10 @@ async def test_redis_down_answers_unavailable_fast_and_recovers(
                     await api.CheckRateLimit(request)
                 latencies.append(time.perf_counter() - started)
                 assert raised.value.code() is grpc.StatusCode.UNAVAILABLE
-            # The first check waits out the 40 ms deadline; the next ones fail at once (circuit open).
+            # The first check waits out the 40 ms deadline; the next ones fail at once (circuit open), well
+            # under the deadline even on a busy machine.
             assert max(latencies) <= 0.05, [f"{s * 1000:.1f} ms" for s in latencies]
-            assert sorted(latencies)[2] <= 0.01
+            assert sorted(latencies)[2] <= 0.025, [f"{s * 1000:.1f} ms" for s in latencies]
             await eventually(
                 lambda: asyncio.to_thread(service.health),
                 lambda status: status == health_pb2.HealthCheckResponse.NOT_SERVING,
