@@ -98,7 +98,7 @@ def test_a_burst_over_the_api_rule_gets_429_json_with_the_headers(limited_stack:
 def test_rotating_api_keys_meets_the_per_address_ceiling(limited_stack: Stack) -> None:
     """A fresh x-api-key per request used to get a fresh allowance each time."""
     url = limited_stack.gateway_url
-    _put_rule(limited_stack, "api-address", 5, 10, fixed_window=True)
+    _put_rule(limited_stack, "api-address", 5, 86_400, fixed_window=True)  # no window boundary inside
     try:
         with requests.Session() as client:
             answers = [
@@ -113,7 +113,7 @@ def test_rotating_api_keys_meets_the_per_address_ceiling(limited_stack: Stack) -
 
 def test_native_grpc_calls_through_the_gateway_are_rate_limited(limited_stack: Stack) -> None:
     """They used to pass the gateway unlimited."""
-    _put_rule(limited_stack, "api", 5, 10, fixed_window=True)
+    _put_rule(limited_stack, "api", 5, 86_400, fixed_window=True)  # no window boundary inside
     try:
         codes = []
         with grpc.insecure_channel(f"127.0.0.1:{limited_stack.gateway_port}") as channel:
@@ -135,8 +135,9 @@ def test_the_limiter_does_not_limit_itself(limited_stack: Stack) -> None:
     """An application checks its own users' limits through the gateway: those checks are verdicts of its
     rule, never the gateway's 429 (only the per-address ceiling bounds them)."""
     url = limited_stack.gateway_url
-    _put_rule(limited_stack, "api", 5, 10, fixed_window=True)
-    _put_rule(limited_stack, "own-users", 100, 60, fixed_window=True)
+    # Day-long fixed windows: a window boundary inside the test would reset the counts it checks.
+    _put_rule(limited_stack, "api", 5, 86_400, fixed_window=True)
+    _put_rule(limited_stack, "own-users", 100, 86_400, fixed_window=True)
     try:
         with requests.Session() as client:
             app = {"x-api-key": "self-checking-app"}
