@@ -38,6 +38,9 @@ class CallDeadlines:
         if watchdog is None or watchdog.done() or watchdog.get_loop() is not loop:
             self._watchdog = loop.create_task(self._watch(loop))
 
+    def _still_running_after_cut(self) -> bool:
+        return any(not task.done() for task in self._cut)
+
     def finish(self, task: asyncio.Task[object]) -> bool:
         """Forgets `task`; True if it was cancelled for running past its deadline."""
         self._due.pop(task, None)
@@ -47,9 +50,15 @@ class CallDeadlines:
         return False
 
     async def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
-        while self._due:
+        while self._due or self._still_running_after_cut():
             await asyncio.sleep(self._resolution)
             now = loop.time()
+            # A cancellation can be swallowed: one that lands just as a library's own timeout fires comes
+            # out as that library's TimeoutError (asyncio.timeout on Python 3.11), which redis-py then
+            # retries. So a cut call is cancelled again, every resolution, until it has ended.
+            for task in list(self._cut):
+                if not task.done():
+                    task.cancel()
             overdue = []
             for task, due in self._due.items():
                 if due > now:

@@ -123,7 +123,9 @@ def _wrap_unary(behaviour: _UnaryBehaviour, method: str, deadlines: CallDeadline
             return await behaviour(request, context)
         except BaseException as error:
             if deadlines.finish(task):
-                task.uncancel()  # the deadline's cancellation, answered here
+                # The deadline's cancellations (it may have had to cancel more than once), answered here.
+                while task.cancelling():
+                    task.uncancel()
                 failure: Exception = _deadline_exceeded(deadlines.seconds)
             elif isinstance(error, Exception):
                 failure = error
@@ -132,7 +134,8 @@ def _wrap_unary(behaviour: _UnaryBehaviour, method: str, deadlines: CallDeadline
             await _answer(context, failure, method, request_id)
         finally:
             if deadlines.finish(task):
-                task.uncancel()  # cut as it was answering: the answer stands
+                while task.cancelling():  # cut as it was answering: the answer stands
+                    task.uncancel()
             reset_request_id(token)
 
     return wrapped_with_deadline

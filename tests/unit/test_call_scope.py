@@ -8,6 +8,7 @@ that records how the call was ended, as grpc.aio's does by raising from `abort`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -178,3 +179,25 @@ async def test_a_call_cancelled_by_its_client_stays_cancelled_not_unavailable() 
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
+
+
+class _SwallowsOneCancellation:
+    """A JobsService whose Redis client turns the first cancellation into a retry, as redis-py does when
+    a cancellation lands just as its own socket timeout fires (asyncio.timeout on Python 3.11)."""
+
+    def __getattr__(self, name: str) -> Any:
+        async def rpc(request: object, context: object) -> str:
+            with contextlib.suppress(asyncio.CancelledError):  # taken for its own timeout, and retried
+                await asyncio.sleep(30)
+            await asyncio.sleep(30)
+            return "answered"
+
+        return rpc
+
+
+async def test_a_call_that_swallows_the_deadlines_cancellation_is_still_cut_at_the_deadline() -> None:
+    started = time.monotonic()
+    ended = await _ended(_SwallowsOneCancellation(), deadline_seconds=0.1)  # type: ignore[arg-type]
+    assert time.monotonic() - started < 1.0, "cut again, not left to run its retries (seen: 3.2 s)"
+    assert ended.code is grpc.StatusCode.UNAVAILABLE
+    assert _details(ended) == ("REDIS_DEADLINE_EXCEEDED", 1.0)
