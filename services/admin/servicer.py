@@ -6,14 +6,15 @@ import json
 from typing import Any
 
 import grpc
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import timestamp_pb2
 
 from services.access.context import current_principal
 from services.access.principal import PrincipalKind
 from services.admin.connection import CheckStatus, ConnectionReport, ConnectionTester
 from services.admin.settings_manager import SettingsManager, SettingsSnapshot
 from services.admin.settings_store import Revision
-from services.queue_policy import BackoffType, QueuePolicy, Retention
+from services.queue_policy import BackoffType
+from services.queue_policy.wire import policy_to_proto
 from services.runtime.errors import InvalidArgumentError
 from switchboard.admin.v1 import connection_pb2, connection_pb2_grpc, settings_pb2, settings_pb2_grpc
 from switchboard.jobs.v1 import jobs_pb2
@@ -185,7 +186,7 @@ def _settings_to_proto(snapshot: SettingsSnapshot) -> settings_pb2.Settings:
     settings = snapshot.settings
     message = settings_pb2.Settings(
         version=snapshot.version,
-        queue_policies={queue: _policy_to_proto(policy) for queue, policy in settings.queue_policies.items()},
+        queue_policies={queue: policy_to_proto(policy) for queue, policy in settings.queue_policies.items()},
         diagnostics_enabled=settings.diagnostics_enabled,
         queue_paused=settings.queue_paused,
         bigquery=settings_pb2.BigQuerySettings(
@@ -200,37 +201,6 @@ def _settings_to_proto(snapshot: SettingsSnapshot) -> settings_pb2.Settings:
     if snapshot.update_time_ms:
         message.update_time.FromMilliseconds(snapshot.update_time_ms)
     return message
-
-
-def _policy_to_proto(policy: QueuePolicy) -> jobs_pb2.QueuePolicy:
-    return jobs_pb2.QueuePolicy(
-        max_attempts=policy.max_attempts,
-        backoff=jobs_pb2.BackoffPolicy(
-            type=jobs_pb2.BACKOFF_TYPE_FIXED
-            if policy.backoff.type is BackoffType.FIXED
-            else jobs_pb2.BACKOFF_TYPE_EXPONENTIAL,
-            base_delay=_duration(policy.backoff.base_delay_ms),
-            max_delay=_duration(policy.backoff.max_delay_ms),
-            jitter=policy.backoff.jitter,
-        ),
-        timeout=_duration(policy.timeout_ms),
-        concurrency=policy.concurrency,
-        lease_timeout=_duration(policy.lease_ms),
-        max_deliveries=policy.max_deliveries,
-        remove_on_complete=_retention_to_proto(policy.remove_on_complete),
-        remove_on_fail=_retention_to_proto(policy.remove_on_fail),
-        rate_limit_rule=policy.rate_limit_rule,
-    )
-
-
-def _retention_to_proto(retention: Retention) -> jobs_pb2.RetentionPolicy:
-    return jobs_pb2.RetentionPolicy(age=_duration(retention.age_seconds * 1000), count=retention.count)
-
-
-def _duration(milliseconds: int) -> duration_pb2.Duration:
-    duration = duration_pb2.Duration()
-    duration.FromMilliseconds(milliseconds)
-    return duration
 
 
 def _revision_to_proto(revision: Revision) -> settings_pb2.SettingsRevision:

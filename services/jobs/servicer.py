@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from services.jobs.manager import JobManager, QueueInfo, SubmitRequest
 from services.jobs.model import AttemptError, Job, JobState
-from services.jobs.queues import BackoffType, QueuePolicy, Retention
 from services.jobs.registry import WorkerRecord
+from services.queue_policy.wire import policy_to_proto
 from switchboard.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 
 _STATE_TO_PROTO = {
@@ -167,7 +167,7 @@ def _queue_to_proto(queue: QueueInfo) -> jobs_pb2.Queue:
         name=queue.name,
         paused=queue.paused,
         counts=jobs_pb2.QueueCounts(**counts),
-        policy=_policy_to_proto(queue.policy),
+        policy=policy_to_proto(queue.policy),
         workers=queue.workers,
     )
 
@@ -184,37 +184,6 @@ def _worker_to_proto(worker: WorkerRecord) -> jobs_pb2.Worker:
         version=worker.version,
         last_heartbeat_at=_timestamp(worker.heartbeat_at_ms),
     )
-
-
-def _policy_to_proto(policy: QueuePolicy) -> jobs_pb2.QueuePolicy:
-    return jobs_pb2.QueuePolicy(
-        max_attempts=policy.max_attempts,
-        backoff=jobs_pb2.BackoffPolicy(
-            type=jobs_pb2.BACKOFF_TYPE_FIXED
-            if policy.backoff.type is BackoffType.FIXED
-            else jobs_pb2.BACKOFF_TYPE_EXPONENTIAL,
-            base_delay=_duration(policy.backoff.base_delay_ms),
-            max_delay=_duration(policy.backoff.max_delay_ms),
-            jitter=policy.backoff.jitter,
-        ),
-        timeout=_duration(policy.timeout_ms),
-        concurrency=policy.concurrency,
-        lease_timeout=_duration(policy.lease_ms),
-        max_deliveries=policy.max_deliveries,
-        remove_on_complete=_retention(policy.remove_on_complete),
-        remove_on_fail=_retention(policy.remove_on_fail),
-        rate_limit_rule=policy.rate_limit_rule,
-    )
-
-
-def _retention(retention: Retention) -> jobs_pb2.RetentionPolicy:
-    return jobs_pb2.RetentionPolicy(age=_duration(retention.age_seconds * 1000), count=retention.count)
-
-
-def _duration(ms: int) -> duration_pb2.Duration:
-    duration = duration_pb2.Duration()
-    duration.FromMilliseconds(ms)
-    return duration
 
 
 def _timestamp(ms: int) -> timestamp_pb2.Timestamp:
