@@ -52,9 +52,11 @@ async def test_thirty_thousand_jobs_leave_a_thousand_and_memory_returns(
             break
         assert time.monotonic() < deadline, f"not drained in 120 s: {counts}"
         await asyncio.sleep(0.1)
-    # One tick's worth of completions, at the rate this machine ran them (twice, for the sampling's slack).
+    # One tick's worth of completions at the average rate this machine ran them. The rate within a tick
+    # can be well above the average on a noisy machine, hence three ticks' room (a retention that keeps
+    # only a fixed batch per tick falls behind without bound instead).
     one_tick = JOBS / (time.monotonic() - started) * TICK_SECONDS
-    assert most_completed <= KEEP + 2 * one_tick, (
+    assert most_completed <= KEEP + 3 * one_tick, (
         f"completed jobs piled up to {most_completed} during the drain (one tick ≈ {one_tick:.0f} jobs)"
     )
     await eventually(
