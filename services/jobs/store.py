@@ -78,7 +78,7 @@ class JobStore:
     """Reads and moves jobs. One instance per process: transitions (scripts) go over the process's shared
     connection, reads and the rest over its redis-py client."""
 
-    def __init__(  # noqa: PLR0913 - each a separate knob, all keyword-only with defaults
+    def __init__(
         self,
         redis: Redis,
         scripts: RedisMux,
@@ -434,21 +434,26 @@ class JobStore:
 
     # --- operators --------------------------------------------------------------------------------
 
-    async def cancel(self, job_id: str) -> Job:
+    async def cancel(self, job_id: str, *, queue: str = "") -> Job:
+        """`queue`: where the job is, when the caller knows (else it is looked up)."""
         return await self._operate(
             "cancel", job_id, "JOB_ALREADY_FINISHED", "is already {state} and cannot be cancelled",
-            self.cancel_channel,
+            self.cancel_channel, queue=queue,
         )  # fmt: skip
 
-    async def retry(self, job_id: str) -> Job:
+    async def retry(self, job_id: str, *, queue: str = "") -> Job:
         return await self._operate(
             "retry", job_id, "JOB_NOT_RETRYABLE",
-            "is {state}; only FAILED, CANCELLED or DEAD_LETTERED jobs can be retried",
+            "is {state}; only FAILED, CANCELLED or DEAD_LETTERED jobs can be retried", queue=queue,
         )  # fmt: skip
 
     async def promote(self, job_id: str, *, queue: str = "") -> Job:
         return await self._operate(
-            "promote", job_id, "JOB_NOT_DELAYED", "is {state}; only a DELAYED job can be promoted", queue=queue
+            "promote",
+            job_id,
+            "JOB_NOT_DELAYED",
+            "is {state}; only a DELAYED job can be promoted",
+            queue=queue,
         )
 
     async def remove(self, job_id: str, *, queue: str = "") -> JobState:
@@ -458,7 +463,7 @@ class JobStore:
         )
         return JobState(_text(reply[1]))
 
-    async def _operate(  # noqa: PLR0913 - the script's refusal in words, and where to run it
+    async def _operate(
         self, script: str, job_id: str, reason: str, refusal: str, *extra: str, queue: str = ""
     ) -> Job:
         """Runs an operator's script; → the job as the transition left it, or the error that says why it
@@ -467,7 +472,7 @@ class JobStore:
         fields, errors = reply[1]
         return _job_from_hash(dict(zip(fields[::2], fields[1::2], strict=True)), errors)
 
-    async def _operate_raw(  # noqa: PLR0913 - as _operate
+    async def _operate_raw(
         self, script: str, job_id: str, reason: str, refusal: str, *extra: str, queue: str = ""
     ) -> Any:
         keys = self.keys(queue or await self._located(job_id))
@@ -503,7 +508,12 @@ class JobStore:
         high = "+inf" if query.created_before_ms is None else f"({query.created_before_ms}"
         states = sorted(query.states)
         replies = await asyncio.gather(
-            *(self._search_queue(queue, query, states, low, high, cursor, page_size + 1) for queue in query.queues)
+            *(
+                self._search_queue(
+                    queue, query, states=states, low=low, high=high, cursor=cursor, limit=page_size + 1
+                )
+                for queue in query.queues
+            )
         )
         total = sum(count for count, _ in replies)
         entries = sorted(
@@ -516,10 +526,11 @@ class JobStore:
         jobs = await self._get_located([(queue, job_id) for _, job_id, queue in page])
         return [job for job in jobs if job is not None], token, total
 
-    async def _search_queue(  # noqa: PLR0913 - the parts of one queue's query
+    async def _search_queue(
         self,
         queue: str,
         query: JobFilter,
+        *,
         states: Sequence[JobState],
         low: str,
         high: str,
@@ -689,5 +700,5 @@ def _job_from_hash(
 
 
 def _transition(line: str) -> Transition:
-    state, at_ms, worker = (line.split(" ", 2) + ["", ""])[:3]
+    state, at_ms, worker = [*line.split(" ", 2), "", ""][:3]
     return Transition(state=JobState(state), at_ms=int(at_ms), worker=worker)

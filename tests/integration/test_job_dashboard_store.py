@@ -3,6 +3,7 @@ timeline. Each index assertion checks Redis itself too, so a leak of index entri
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -106,7 +107,9 @@ async def test_index_stays_right_across_retry_and_cancel(store: JobStore) -> Non
     assert await _ids(store, states=frozenset({JobState.CANCELLED}), payload_words=("alpha",)) == ["r1"]
 
 
-async def test_remove_and_retention_clean_the_index(store: JobStore, redis_client: Redis, key_prefix: str) -> None:
+async def test_remove_and_retention_clean_the_index(
+    store: JobStore, redis_client: Redis, key_prefix: str
+) -> None:
     await _submit(store, "gone", {"word": "beta"})
     await _submit(store, "kept", {"other": "gamma"})
     await _fail(store, "oops happened")  # "gone"
@@ -188,7 +191,7 @@ async def test_timeline_and_workers_of_attempts(store: JobStore) -> None:
     ]
     assert job.last_worker == "host-b:2"
     assert job.attempt_errors[0].worker == "host-a:1"
-    assert all(a.at_ms <= b.at_ms for a, b in zip(job.transitions, job.transitions[1:]))
+    assert all(a.at_ms <= b.at_ms for a, b in itertools.pairwise(job.transitions))
 
 
 def test_payload_words_are_bounded() -> None:
