@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from services.jobs import store as store_module
 from services.jobs.model import AttemptError, JobFilter, JobState
 from services.jobs.search_index import payload_words
 from services.jobs.store import ClaimedJob, JobStore
@@ -43,7 +44,7 @@ async def _fail(store: JobStore, message: str, queue: str = "analytics") -> str:
 
 
 async def _ids(store: JobStore, **parts: Any) -> list[str]:
-    jobs, _, _ = await store.search(JobFilter(queues=parts.pop("queues", ALL), **parts), page_size=100)
+    jobs, _, _, _ = await store.search(JobFilter(queues=parts.pop("queues", ALL), **parts), page_size=100)
     return [job.id for job in jobs]
 
 
@@ -69,7 +70,7 @@ async def test_search_by_task_word_error_state_and_time(store: JobStore) -> None
     assert await _ids(store, payload_words=("acme",), states=frozenset({JobState.WAITING})) == ["boom"]
     both = frozenset({JobState.WAITING, JobState.FAILED})
     assert await _ids(store, payload_words=("acme",), states=both) == ["boom", "inv-1"]
-    jobs, _, _ = await store.search(JobFilter(queues=ALL, job_id="boom"), page_size=1)
+    jobs, _, _, _ = await store.search(JobFilter(queues=ALL, job_id="boom"), page_size=1)
     created = jobs[0].created_at_ms
     assert "boom" not in await _ids(store, created_before_ms=created)
     assert "boom" in await _ids(store, created_after_ms=created)
@@ -81,15 +82,51 @@ async def test_pages_neither_repeat_nor_skip_and_total_is_exact(store: JobStore)
     seen: list[str] = []
     token = ""
     while True:
-        jobs, token, total = await store.search(
+        jobs, token, total, exact = await store.search(
             JobFilter(queues=ALL, payload_words=("same",)), page_size=7, page_token=token
         )
-        assert total == 25
+        assert (total, exact) == (25, True)
         seen += [job.id for job in jobs]
         if not token:
             break
     assert sorted(seen) == [f"j{n:02d}" for n in range(25)]
     assert len(seen) == 25
+
+
+@pytest.mark.parametrize("exact_set_limit", [10_000, 0], ids=["checked-whole", "walked"])
+async def test_every_strategy_pages_filters_and_counts_alike(
+    store: JobStore, monkeypatch: pytest.MonkeyPatch, exact_set_limit: int
+) -> None:
+    """The same answers whether a set is checked whole or walked with a budget that cuts pages short."""
+    monkeypatch.setattr(store_module, "SEARCH_EXACT_SET_LIMIT", exact_set_limit)
+    monkeypatch.setattr(store_module, "SEARCH_WALK_BUDGET", 7)
+    for n in range(40):
+        word = "even" if n % 2 == 0 else "odd"
+        await _submit(store, f"k{n:02d}", {"w": word, "all": "common"}, queue=ALL[n % 2])
+    for _ in range(10):  # the ten oldest analytics jobs (k00, k02, ... k18) fail
+        await _fail(store, "broken")
+    query = JobFilter(queues=ALL, payload_words=("even",), states=frozenset({JobState.FAILED}))
+    seen: list[str] = []
+    token = ""
+    for _ in range(100):
+        jobs, token, total, exact = await store.search(query, page_size=3, page_token=token)
+        seen += [job.id for job in jobs]
+        if not token:
+            break
+    assert seen == [f"k{n:02d}" for n in range(18, -1, -2)], "newest first, none repeated or skipped"
+    if exact_set_limit:
+        assert (total, exact) == (10, True)
+    else:
+        assert total <= 10 and not exact, "a walk cut by its budget counts at least, and says so"
+    odd_waiting = JobFilter(queues=ALL, payload_words=("odd", "common"), states=frozenset({JobState.WAITING}))
+    found: list[str] = []
+    token = ""
+    for _ in range(100):
+        jobs, token, _, _ = await store.search(odd_waiting, page_size=4, page_token=token)
+        found += [job.id for job in jobs]
+        if not token:
+            break
+    assert found == [f"k{n:02d}" for n in range(39, 0, -2)]
 
 
 async def test_index_stays_right_across_retry_and_cancel(store: JobStore) -> None:
