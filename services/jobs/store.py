@@ -36,9 +36,8 @@ LUA_DIR = Path(__file__).with_name("lua")
 KEEP_ATTEMPT_ERRORS = 50
 # How many index entries one search request may examine before it returns a page token to go on.
 SEARCH_SCAN_BUDGET = 5000
-# SearchJobs per queue (search.lua): a set of at most this many ids is checked whole (exact page and
-# total); otherwise a walk examines at most SEARCH_WALK_BUDGET ids for the page, as many for the count.
-SEARCH_EXACT_SET_LIMIT = 10_000
+# SearchJobs per queue and state (search.lua) examines at most this many ids for a page, as many for the
+# count: a page may come back short with a token to go on, a count as a lower bound.
 SEARCH_WALK_BUDGET = 10_000
 
 
@@ -523,13 +522,15 @@ class JobStore:
             return hit, "", len(hit), True
         low = "-inf" if query.created_after_ms is None else str(query.created_after_ms)
         high = "+inf" if query.created_before_ms is None else f"({query.created_before_ms}"
-        states = sorted(query.states)
+        # One walk per queue and asked-for state (the states are disjoint: their totals add up).
+        states: list[JobState | None] = list(sorted(query.states)) or [None]
         replies = await asyncio.gather(
             *(
                 self._search_queue(
-                    queue, query, states=states, low=low, high=high, cursor=cursor, limit=page_size + 1
+                    queue, query, state=state, low=low, high=high, cursor=cursor, limit=page_size + 1
                 )
                 for queue in query.queues
+                for state in states
             )
         )
         total = sum(reply.total for reply in replies)
@@ -558,21 +559,21 @@ class JobStore:
         queue: str,
         query: JobFilter,
         *,
-        states: Sequence[JobState],
+        state: JobState | None,
         low: str,
         high: str,
         cursor: tuple[float, str] | None,
         limit: int,
     ) -> _QueueHits:
         keys = self.keys(queue)
-        must = [keys.task_index(query.task)] if query.task else []
-        must += [keys.word_index("payload", word) for word in query.payload_words]
-        must += [keys.word_index("error", word) for word in query.error_words]
-        state_keys = [keys.state_index(state.value) for state in states]
+        sets = [keys.state_search_index(state.value)] if state else []
+        sets += [keys.task_index(query.task)] if query.task else []
+        sets += [keys.word_index("payload", word) for word in query.payload_words]
+        sets += [keys.word_index("error", word) for word in query.error_words]
         cursor_args: list[str | int] = ["", ""] if cursor is None else [repr(cursor[0]), cursor[1]]
         total, exact, flat, resume_score, resume_id = await self._run(
-            "search", [keys.base, *must, *state_keys], len(must), len(state_keys), low, high, *cursor_args,
-            limit, SEARCH_EXACT_SET_LIMIT, SEARCH_WALK_BUDGET,
+            "search", [keys.base, *(sets or [keys.named("all")])], low, high, *cursor_args, limit,
+            SEARCH_WALK_BUDGET,
         )  # fmt: skip
         resume = (float(resume_score), _text(resume_id)) if _text(resume_score) else None
         return _QueueHits(

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from services.jobs import store as store_module
 from services.jobs.model import AttemptError, JobFilter, JobState
-from services.jobs.search_index import payload_words
+from services.jobs.search_index import error_words, payload_words
 from services.jobs.store import ClaimedJob, JobStore
 from services.runtime.errors import FailedPreconditionError, NotFoundError
 
@@ -93,13 +93,12 @@ async def test_pages_neither_repeat_nor_skip_and_total_is_exact(store: JobStore)
     assert len(seen) == 25
 
 
-@pytest.mark.parametrize("exact_set_limit", [10_000, 0], ids=["checked-whole", "walked"])
-async def test_every_strategy_pages_filters_and_counts_alike(
-    store: JobStore, monkeypatch: pytest.MonkeyPatch, exact_set_limit: int
+@pytest.mark.parametrize("budget", [10_000, 7], ids=["whole", "cut-short"])
+async def test_pages_filter_and_count_alike_whatever_the_budget(
+    store: JobStore, monkeypatch: pytest.MonkeyPatch, budget: int
 ) -> None:
-    """The same answers whether a set is checked whole or walked with a budget that cuts pages short."""
-    monkeypatch.setattr(store_module, "SEARCH_EXACT_SET_LIMIT", exact_set_limit)
-    monkeypatch.setattr(store_module, "SEARCH_WALK_BUDGET", 7)
+    """The same jobs, in the same order, whether the walk sees everything or its budget cuts pages short."""
+    monkeypatch.setattr(store_module, "SEARCH_WALK_BUDGET", budget)
     for n in range(40):
         word = "even" if n % 2 == 0 else "odd"
         await _submit(store, f"k{n:02d}", {"w": word, "all": "common"}, queue=ALL[n % 2])
@@ -114,7 +113,7 @@ async def test_every_strategy_pages_filters_and_counts_alike(
         if not token:
             break
     assert seen == [f"k{n:02d}" for n in range(18, -1, -2)], "newest first, none repeated or skipped"
-    if exact_set_limit:
+    if budget > 100:
         assert (total, exact) == (10, True)
     else:
         assert total <= 10 and not exact, "a walk cut by its budget counts at least, and says so"
@@ -234,3 +233,18 @@ async def test_timeline_and_workers_of_attempts(store: JobStore) -> None:
 def test_payload_words_are_bounded() -> None:
     many = {f"key{n}": f"value{n}" for n in range(100)}
     assert len(payload_words(many, limit=64)) == 64
+
+
+async def test_a_dead_lettered_job_is_found_by_its_error_words(store: JobStore) -> None:
+    """The error reclaim writes in Lua is split like Python splits a query, so its words find it."""
+    await _submit(store, "poison", {})
+    claimed = await store.claim("host:9", "analytics", 0, tasks=TASKS)  # a lease that ran out at once
+    assert isinstance(claimed, ClaimedJob)
+    assert await store.reclaim_expired("analytics", max_deliveries=1) == (0, ["poison"])
+    query = error_words("DeliveryLimitExceeded", "worker STOPPED responding", limit=8)
+    assert await _ids(store, error_words=tuple(query), states=frozenset({JobState.DEAD_LETTERED})) == [
+        "poison"
+    ]
+    job = await store.get("poison")
+    assert job.attempt_errors[-1].worker == "host:9"
+    assert job.transitions[-1].state is JobState.DEAD_LETTERED
