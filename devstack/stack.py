@@ -56,6 +56,8 @@ class Stack:
             "SWITCHBOARD_ADMIN_USER": self.admin_user,
             "SWITCHBOARD_ADMIN_PASSWORD": self.admin_password,
             "SWITCHBOARD_SERVICE_KEY": self.service_key,
+            # The workers run the bigquery.query task (services/bigquery/query_task.py).
+            "WORKER_TASK_MODULES": "services.bigquery.query_task",
             **(env or {}),
         }
         self.services = {
