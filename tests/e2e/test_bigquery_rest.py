@@ -84,9 +84,12 @@ def test_a_parameterised_query_answers_typed_json(
         http,
         stack,
         {
-            "sql": "SELECT name, user_id, timestamp, @big AS big, CAST(NULL AS STRING) AS nothing, "
-            "STRUCT(@n AS n, [1.5, 2.5] AS xs) AS nested, [@n, @n + 1] AS ints "
-            f"FROM {sample_events} WHERE name = @name ORDER BY timestamp, user_id LIMIT 3",
+            "sql": (
+                "SELECT name, user_id, timestamp, @big AS big, CAST(NULL AS STRING) AS nothing, "
+                "STRUCT(@n AS n, [1.5, 2.5] AS xs) AS nested, [@n, @n + 1] AS ints FROM "
+                + sample_events
+                + " WHERE name = @name ORDER BY timestamp, user_id LIMIT 3"
+            ),
             "parameters": [
                 {"name": "name", "type": "STRING", "value": "purchase"},
                 {"name": "n", "type": "INT64", "value": "7"},
