@@ -86,9 +86,8 @@ def test_a_parameterised_query_answers_typed_json(
         {
             "sql": (
                 "SELECT name, user_id, timestamp, @big AS big, CAST(NULL AS STRING) AS nothing, "
-                "STRUCT(@n AS n, [1.5, 2.5] AS xs) AS nested, [@n, @n + 1] AS ints FROM "
-                + sample_events
-                + " WHERE name = @name ORDER BY timestamp, user_id LIMIT 3"
+                "STRUCT(@n AS n, [1.5, 2.5] AS xs) AS nested, [@n, @n + 1] AS ints "
+                "FROM switchboard_sample.events WHERE name = @name ORDER BY timestamp, user_id LIMIT 3"
             ),
             "parameters": [
                 {"name": "name", "type": "STRING", "value": "purchase"},
@@ -152,7 +151,7 @@ def test_results_refuse_bad_tokens_unknown_jobs_and_huge_pages(stack: Stack, htt
 def test_a_dry_run_answers_the_schema_at_once(
     stack: Stack, http: requests.Session, sample_events: str
 ) -> None:
-    sql = f"SELECT name, timestamp FROM {sample_events}"  # noqa: S608 - a fixture's table name
+    sql = "SELECT name, timestamp FROM switchboard_sample.events"
     answer = _submit(http, stack, {"sql": sql, "dry_run": True})
     assert answer.status_code == 200, answer.text
     body = answer.json()
