@@ -101,8 +101,8 @@ def test_bigquerys_errors_map_to_permanent_or_retryable_job_errors() -> None:
     for transient in (
         _api_error(google_errors.Forbidden, "rateLimitExceeded"),
         _api_error(google_errors.InternalServerError, "backendError"),
-        google_errors.ServiceUnavailable("down"),
-        google_errors.RetryError("deadline", cause=ConnectionError("refused")),
+        google_errors.ServiceUnavailable("down"),  # type: ignore[no-untyped-call]
+        google_errors.RetryError("deadline", cause=ConnectionError("refused")),  # type: ignore[no-untyped-call]
         requests.exceptions.ConnectionError("refused"),
     ):
         mapped = to_job_error(transient)
