@@ -117,9 +117,7 @@ def test_a_query_is_retried_with_backoff_then_fails_and_no_call_hangs(outage_sta
     assert "did not answer in time" in second["message"] or "could not be reached" in second["message"]
 
 
-def test_results_of_a_query_before_it_ran_say_its_state_without_rows(
-    outage_stack: Stack, tmp_path: Path
-) -> None:
+def test_results_of_a_query_before_it_ran_say_its_state_without_rows(outage_stack: Stack) -> None:
     url = outage_stack.gateway_url
     _wait_for_query_worker(url)
     job_id = requests.post(f"{url}/api/bigquery", json={"sql": "SELECT 2 AS two"}, timeout=10).json()["jobId"]
