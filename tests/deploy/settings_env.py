@@ -8,13 +8,12 @@ from collections.abc import Mapping, Sequence
 from typing import TypeVar
 from unittest import mock
 
+from pydantic import Field
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
 from services.admin.settings import AdminSettings
 from services.analytics.settings import AnalyticsSettings
-from pydantic import Field
-
 from services.bigquery.settings import BigQueryBackendSettings, BigQuerySettings
 from services.jobs.settings import JobsSettings, WorkerSettings
 from services.ratelimit.settings import RateLimitSettings
