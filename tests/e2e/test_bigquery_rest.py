@@ -283,3 +283,22 @@ def test_the_end_of_a_query_is_announced_once_recorded(
     finally:
         pubsub.close()
         client.close()
+
+
+def test_the_readme_quick_start_query_answers_rows(
+    stack: Stack, http: requests.Session, sample_events: str
+) -> None:
+    job_id = _submit(
+        http,
+        stack,
+        {
+            "sql": "SELECT name, COUNT(*) AS n FROM switchboard_sample.events\n"
+            "  WHERE timestamp >= @since GROUP BY name ORDER BY n DESC",
+            "parameters": [{"name": "since", "type": "TIMESTAMP", "value": "2026-11-15T00:00:00Z"}],
+        },
+    ).json()["jobId"]
+    assert _until_ended(http, stack, job_id)["state"] == "QUERY_STATE_DONE"
+    page = _results(http, stack, job_id=job_id, page_size=100).json()
+    counts = {row["name"]: int(row["n"]) for row in page["rows"]}
+    assert counts["page_view"] == max(counts.values())
+    assert 0 < sum(counts.values()) < 3_000
