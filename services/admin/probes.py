@@ -1,4 +1,5 @@
-"""The probes of the connection test: Redis (PING, server version) and a sibling's gRPC health."""
+"""The probes of the connection test: Redis (PING, server version), a sibling's gRPC health, and BigQuery
+(`SELECT 1` through the same client the queries use)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from redis.asyncio import Redis
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.admin.connection import Probe
+from services.bigquery.backend import BigQueryBackend
+from services.bigquery.settings import BackendKind
 from services.runtime.channels import check_health
 
 
@@ -38,5 +41,28 @@ def service_health_probe(channel: grpc.aio.Channel, service: str, address: str, 
         if status != "SERVING":
             raise ConnectionError(f"{address}: {service} is {status}")
         return f"{service} SERVING at {address}"
+
+    return probe
+
+
+def bigquery_probe(backend: BigQueryBackend) -> Probe | None:
+    """Runs `SELECT 1` in BigQuery (or the emulator); None when neither is configured."""
+    settings = backend.settings
+    if settings.kind is BackendKind.NOT_CONFIGURED:
+        return None
+    where = (
+        f"the emulator at {settings.bigquery_emulator_host}"
+        if settings.kind is BackendKind.EMULATOR
+        else "BigQuery"
+    )
+
+    async def probe() -> str:
+        try:
+            await backend.select_one()
+        except Exception as error:
+            raise ConnectionError(
+                f"SELECT 1 in {where} (project {settings.project}) failed: {error}"
+            ) from None
+        return f"SELECT 1 answered by {where}, project {settings.project}"
 
     return probe

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from services.bigquery.settings import BigQueryBackendSettings
 from services.runtime.settings import PeerAddresses, ServiceSettings
 
 
@@ -15,6 +16,9 @@ class AdminSettings(ServiceSettings):
         default=2.0, gt=0, le=30, description="How long one check of the connection test may take."
     )
     peers: PeerAddresses = Field(default_factory=PeerAddresses)
+    bigquery: BigQueryBackendSettings = Field(
+        default_factory=BigQueryBackendSettings, description="Where the connection test's SELECT 1 runs."
+    )
     descriptor_path: str = Field(
         default=str(Path(__file__).resolve().parents[2] / "gen" / "descriptor.binpb"),
         description="The descriptor set (the one Envoy's transcoder reads): how the gateway's authorizer "

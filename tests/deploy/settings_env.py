@@ -8,18 +8,27 @@ from collections.abc import Mapping, Sequence
 from typing import TypeVar
 from unittest import mock
 
+from pydantic import Field
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
 from services.admin.settings import AdminSettings
 from services.analytics.settings import AnalyticsSettings
-from services.bigquery.settings import BigQuerySettings
+from services.bigquery.settings import BigQueryBackendSettings, BigQuerySettings
 from services.jobs.settings import JobsSettings, WorkerSettings
 from services.ratelimit.settings import RateLimitSettings
 from services.runtime.settings import ServiceSettings, load_settings
 from tests.deploy.cluster import Manifest, Rendered, SecretValue, containers
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+class WorkerProcessSettings(WorkerSettings):
+    """What a worker process reads: its own settings, and those of the task modules it loads
+    (services.bigquery.query_task reads the BigQuery backend's)."""
+
+    bigquery: BigQueryBackendSettings = Field(default_factory=BigQueryBackendSettings)
+
 
 # What each container's command runs → the settings it reads.
 SETTINGS_BY_MODULE: dict[str, type[ServiceSettings]] = {
@@ -28,7 +37,7 @@ SETTINGS_BY_MODULE: dict[str, type[ServiceSettings]] = {
     "services.bigquery": BigQuerySettings,
     "services.analytics": AnalyticsSettings,
     "services.admin": AdminSettings,
-    "services.jobs.worker": WorkerSettings,
+    "services.jobs.worker": WorkerProcessSettings,
 }
 
 # Read by a library, not by our settings; each with the reason it is set.
