@@ -28,37 +28,18 @@ TTL_ZERO = "ttl_zero"
 
 
 @dataclass(frozen=True)
-class CanonicalParameter:
-    """A query parameter as the cache key sees it: its name, its type without spaces in upper case, and
-    its value as JSON with sorted keys."""
-
-    name: str
-    type: str
-    value_json: str
-
-    @classmethod
-    def of(cls, name: str, type_name: str, value: Any) -> CanonicalParameter:
-        return cls(
-            name=name,
-            type="".join(type_name.split()).upper(),
-            value_json=json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
-        )
-
-
-@dataclass(frozen=True)
 class QueryIdentity:
     """What makes two queries the same result."""
 
     normalized_sql: str
-    parameters: tuple[CanonicalParameter, ...]
+    """The guard's (`sql_guard.Inspection.normalized_sql`)."""
+    parameters: str
+    """The parameters in canonical form (`parameters.canonical`: sorted by name, values typed)."""
     default_dataset: str
 
     def digest(self) -> str:
-        # Named parameters: their order in the request does not change the result.
-        parameters = sorted((p.name, p.type, p.value_json) for p in self.parameters)
         canonical = json.dumps(
-            {"sql": self.normalized_sql, "parameters": parameters, "dataset": self.default_dataset},
-            sort_keys=True,
+            [self.normalized_sql, self.parameters, self.default_dataset],
             separators=(",", ":"),
             ensure_ascii=False,
         )

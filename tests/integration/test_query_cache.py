@@ -10,8 +10,10 @@ import pytest
 from redis.asyncio import Redis
 
 from devstack.redis import RedisServer
+from services.bigquery import parameters
 from services.bigquery.completion_watch import CompletionWatch
-from services.bigquery.result_cache import CanonicalParameter, QueryIdentity, QueryResult, ResultCache
+from services.bigquery.parameters import QueryParameterInput
+from services.bigquery.result_cache import QueryIdentity, QueryResult, ResultCache
 from services.bigquery.single_flight import SingleFlight
 from services.runtime.redis_pool import create_redis
 from services.runtime.settings import RedisSettings
@@ -19,11 +21,8 @@ from tests.polling import eventually
 
 
 def _identity(sql: str = "SELECT 1", dataset: str = "ds", **values: object) -> QueryIdentity:
-    return QueryIdentity(
-        normalized_sql=sql,
-        parameters=tuple(CanonicalParameter.of(name, "INT64", value) for name, value in values.items()),
-        default_dataset=dataset,
-    )
+    wire = [QueryParameterInput(name, "INT64", value) for name, value in values.items()]
+    return QueryIdentity(sql, parameters.canonical(parameters.from_wire(wire)), dataset)
 
 
 def _result(rows: int = 2, job_id: str = "query-1") -> QueryResult:
@@ -37,17 +36,12 @@ def _result(rows: int = 2, job_id: str = "query-1") -> QueryResult:
 
 
 def test_identical_queries_share_a_key_and_different_ones_do_not() -> None:
-    same = QueryIdentity(
-        "SELECT @a, @b",
-        (CanonicalParameter.of("a", "INT64", "1"), CanonicalParameter.of("b", "ARRAY<STRING>", ["x"])),
-        "ds",
-    )
-    reordered = QueryIdentity(
-        "SELECT @a, @b",
-        (CanonicalParameter.of("b", "array< string >", ["x"]), CanonicalParameter.of("a", "int64", "1")),
-        "ds",
-    )
-    assert same.digest() == reordered.digest()
+    given = [QueryParameterInput("a", "INT64", "1"), QueryParameterInput("b", "ARRAY<STRING>", ["x"])]
+    # Named parameters in another order, the type spelled otherwise, the number as a number.
+    reordered = [QueryParameterInput("b", "array< string >", ["x"]), QueryParameterInput("a", "INT64", 1)]
+    same = QueryIdentity("SELECT @a, @b", parameters.canonical(parameters.from_wire(given)), "ds")
+    also = QueryIdentity("SELECT @a, @b", parameters.canonical(parameters.from_wire(reordered)), "ds")
+    assert same.digest() == also.digest()
     others = {
         _identity("SELECT @a", a="1").digest(),
         _identity("SELECT @a", a="2").digest(),
