@@ -109,7 +109,9 @@ class Stack:
     def _start(self, timeout: float) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._body_sink_port_file.unlink(missing_ok=True)
-        siblings = [*(s for name, s in self.services.items() if name != "admin"), self.reflection]
+        # The bigquery service submits RunQuery's jobs to the jobs service: it starts knowing where that is.
+        later = ("admin", "bigquery")
+        siblings = [*(s for name, s in self.services.items() if name not in later), self.reflection]
         for service in siblings:
             service.start()
         with ThreadPoolExecutor(len(siblings)) as pool:
@@ -119,6 +121,10 @@ class Stack:
         # A restarted reflection process listens where Envoy sends the bodies.
         reflection_env = self.reflection.process.env or {}
         self.reflection.process.env = {**reflection_env, "BODY_SINK_PORT": str(self.body_sink_port)}
+        bigquery = self.services["bigquery"]
+        bigquery.process.env = {**(bigquery.process.env or {}), "JOBS_ADDRESS": self.services["jobs"].address}
+        bigquery.start()
+        bigquery.wait_ready(timeout)
         # The admin service checks its siblings, so it starts knowing where they are.
         admin = self.services["admin"]
         peer_env = {f"{name.upper()}_ADDRESS": address for name, address in self.peers.by_service().items()}
