@@ -22,6 +22,7 @@ from devstack.processes import ManagedProcess
 
 DUCKDB_VERSION = "v1.5.5"
 DEFAULT_PROJECT = "switchboard-dev"
+SAMPLE_DATASET = "switchboard_sample"  # services.bigquery.sample_dataset.DATASET
 _PLATFORMS = {"x86_64": "linux_amd64", "aarch64": "linux_arm64"}
 
 
@@ -107,8 +108,13 @@ class BigQueryEmulator:
 
     @property
     def env(self) -> dict[str, str]:
-        """What a service or worker needs to query this emulator."""
-        return {"BIGQUERY_EMULATOR_HOST": self.endpoint, "GOOGLE_CLOUD_PROJECT": self.project}
+        """What a service or worker needs to query this emulator, with the sample dataset as the
+        default one (unqualified tables resolve there, and the guard allows it)."""
+        return {
+            "BIGQUERY_EMULATOR_HOST": self.endpoint,
+            "GOOGLE_CLOUD_PROJECT": self.project,
+            "BIGQUERY_DEFAULT_DATASET": SAMPLE_DATASET,
+        }
 
     def start(self, timeout: float = 60.0) -> None:
         self.launch()

@@ -56,6 +56,8 @@ class Stack:
             "SWITCHBOARD_ADMIN_USER": self.admin_user,
             "SWITCHBOARD_ADMIN_PASSWORD": self.admin_password,
             "SWITCHBOARD_SERVICE_KEY": self.service_key,
+            # The workers run the bigquery.query task (services/bigquery/query_task.py).
+            "WORKER_TASK_MODULES": "services.bigquery.query_task",
             **(env or {}),
         }
         self.services = {
@@ -109,7 +111,6 @@ class Stack:
     def _start(self, timeout: float) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._body_sink_port_file.unlink(missing_ok=True)
-        # The bigquery service submits RunQuery's jobs to the jobs service: it starts knowing where that is.
         later = ("admin", "bigquery")
         siblings = [*(s for name, s in self.services.items() if name not in later), self.reflection]
         for service in siblings:
@@ -117,14 +118,16 @@ class Stack:
         with ThreadPoolExecutor(len(siblings)) as pool:
             for future in [pool.submit(s.wait_ready, timeout) for s in siblings]:
                 future.result()
+        # The bigquery service submits its queries to the jobs service, so it starts knowing where it is.
+        bigquery = self.services["bigquery"]
+        jobs_env = {"JOBS_ADDRESS": self.services["jobs"].address}
+        bigquery.process.env = {**(bigquery.process.env or {}), **jobs_env}
+        bigquery.start()
+        bigquery.wait_ready(timeout)
         self.body_sink_port = int(self._body_sink_port_file.read_text())
         # A restarted reflection process listens where Envoy sends the bodies.
         reflection_env = self.reflection.process.env or {}
         self.reflection.process.env = {**reflection_env, "BODY_SINK_PORT": str(self.body_sink_port)}
-        bigquery = self.services["bigquery"]
-        bigquery.process.env = {**(bigquery.process.env or {}), "JOBS_ADDRESS": self.services["jobs"].address}
-        bigquery.start()
-        bigquery.wait_ready(timeout)
         # The admin service checks its siblings, so it starts knowing where they are.
         admin = self.services["admin"]
         peer_env = {f"{name.upper()}_ADDRESS": address for name, address in self.peers.by_service().items()}
