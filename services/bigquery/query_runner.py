@@ -11,7 +11,6 @@ cached one.
 from __future__ import annotations
 
 import asyncio
-import enum
 import time
 import uuid
 from collections.abc import Mapping
@@ -19,27 +18,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from services.bigquery.completion_watch import CompletionWatch
+from services.bigquery.jobs_api import QueryState
+from services.bigquery.queries import QueryFailure
 from services.bigquery.result_cache import QueryIdentity, QueryResult, ResultCache
 from services.bigquery.single_flight import SingleFlight
 
-
-class QueryState(enum.Enum):
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    DONE = "DONE"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-    @property
-    def ended(self) -> bool:
-        return self in (QueryState.DONE, QueryState.FAILED, QueryState.CANCELLED)
-
-
-@dataclass(frozen=True)
-class QueryFailure:
-    reason: str
-    message: str
-    location: str = ""
+# What a waiter waits for: the job will not change any more.
+ENDED = frozenset({QueryState.DONE, QueryState.FAILED, QueryState.CANCELLED})
 
 
 @dataclass(frozen=True)
@@ -127,7 +112,7 @@ class QueryRunner:
                 result=outcome.result,
                 not_cached_reason=stored.reason,
             )
-        if outcome.state.ended and request.use_cache:
+        if outcome.state in ENDED and request.use_cache:
             # A failed or cancelled query is not shared with the next identical one: that one tries anew.
             await self._flights.release(digest, job_id)
         return QueryAnswer(job_id=job_id, state=outcome.state, error=outcome.error)
@@ -146,7 +131,7 @@ class QueryRunner:
             with self._completions.waiter(job_id) as ended:
                 outcome = await self._jobs.outcome(job_id, page_size=request.page_size)
                 remaining = deadline - time.monotonic()
-                if outcome.state.ended or remaining <= 0:
+                if outcome.state in ENDED or remaining <= 0:
                     return outcome
                 try:
                     await asyncio.wait_for(asyncio.shield(ended), timeout=remaining)

@@ -7,11 +7,15 @@ from typing import Any
 import grpc
 from google.protobuf import json_format, struct_pb2
 
+from services.access.context import current_principal
 from services.bigquery import parameters, sql_guard
+from services.bigquery.jobs_api import QueryState
 from services.bigquery.limits_source import LimitsSource
-from services.bigquery.query_runner import QueryAnswer, QueryRequest, QueryRunner, QueryState
+from services.bigquery.queries import Queries
+from services.bigquery.query_runner import QueryAnswer, QueryRequest, QueryRunner
 from services.bigquery.result_cache import MAX_CACHE_TTL_SECONDS, QueryIdentity
-from services.runtime.errors import InvalidArgumentError
+from services.bigquery.settings import BackendKind, BigQueryBackendSettings
+from services.runtime.errors import FailedPreconditionError, InvalidArgumentError
 from switchboard.bigquery.v1 import bigquery_pb2, bigquery_pb2_grpc
 
 _STATES = {
@@ -28,14 +32,16 @@ class QueryServicer(bigquery_pb2_grpc.QueryServiceServicer):
         self,
         runner: QueryRunner,
         limits: LimitsSource,
+        queries: Queries,
+        backend: BigQueryBackendSettings,
         *,
-        default_dataset: str,
         default_page_size: int,
         max_page_size: int,
     ) -> None:
         self._runner = runner
         self._limits = limits
-        self._default_dataset = default_dataset
+        self._queries = queries
+        self._backend = backend
         self._default_page_size = default_page_size
         self._max_page_size = max_page_size
 
@@ -56,11 +62,13 @@ class QueryServicer(bigquery_pb2_grpc.QueryServiceServicer):
         page_size = _bounded(
             "page_size", request.page_size, default=self._default_page_size, maximum=self._max_page_size
         )
+        backend = self._backend
         inspection = sql_guard.inspect(
             request.sql,
-            default_dataset=self._default_dataset,
+            default_dataset=backend.bigquery_default_dataset,
             allowed_datasets=limits.allowed_datasets,
             allow_writes=False,
+            project=backend.project,
         )
         given = [
             parameters.QueryParameterInput(p.name, p.type, json_format.MessageToDict(p.value))
@@ -69,14 +77,23 @@ class QueryServicer(bigquery_pb2_grpc.QueryServiceServicer):
         identity = QueryIdentity(
             normalized_sql=inspection.normalized_sql,
             parameters=parameters.canonical(parameters.from_wire(given)),
-            default_dataset=self._default_dataset,
+            default_dataset=backend.bigquery_default_dataset or "",
         )
+        if backend.kind is BackendKind.NOT_CONFIGURED:
+            raise FailedPreconditionError(
+                "BigQuery is not configured: set GOOGLE_CLOUD_PROJECT (real BigQuery) or "
+                "BIGQUERY_EMULATOR_HOST (the emulator)"
+            )
         answer = await self._runner.run(
             QueryRequest(
                 identity=identity,
+                # The bigquery.query task's payload, as SubmitQuery gives it (the task checks it again).
                 job_payload={
                     "sql": request.sql,
                     "parameters": [{"name": p.name, "type": p.type, "value": p.value} for p in given],
+                    "max_bytes_billed": self._queries.bytes_cap(0),
+                    "labels": {},
+                    "principal": current_principal().label,
                 },
                 use_cache=request.use_cache if request.HasField("use_cache") else True,
                 ttl_seconds=ttl_seconds,
