@@ -234,3 +234,41 @@ async def test_ten_concurrent_identical_queries_over_two_processes_start_one_big
     assert rows[0] and all(each == rows[0] for each in rows)
     assert len({answer.job_id for answer in answers}) == 1
     assert await asyncio.to_thread(_bigquery_jobs, bigquery_emulator, mark) == 1
+
+
+def test_a_failed_query_answers_failed_with_bigquerys_error(
+    stack: Stack, bigquery_emulator: BigQueryEmulator, sample_events: str
+) -> None:
+    missing = f"no_such_table_{uuid.uuid4().hex}"
+    answer = _query(stack, {"sql": f"SELECT name FROM switchboard_sample.{missing}"})  # noqa: S608
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["state"] == "QUERY_STATE_FAILED" and body.get("complete", False) is False, body
+    assert missing in body["error"]["message"], body
+    assert body["jobId"]
+    # A failure is not cached, and the next identical query is not stuck to the failed job.
+    again = _query(stack, {"sql": f"SELECT name FROM switchboard_sample.{missing}"})  # noqa: S608
+    assert again.json()["state"] == "QUERY_STATE_FAILED"
+    assert again.json()["jobId"] != body["jobId"]
+
+
+def test_a_query_not_done_within_wait_ms_answers_its_job_to_follow(stack: Stack, sample_events: str) -> None:
+    sql, _ = _unique_query()
+    queue_url = f"{stack.gateway_url}/api/queues/bigquery"
+    assert requests.post(f"{queue_url}/pause", json={}, auth=stack.admin_auth, timeout=10).status_code == 200
+    try:
+        started = time.monotonic()
+        answer = _query(stack, {"sql": sql, "waitMs": 300})
+        waited = time.monotonic() - started
+    finally:
+        assert (
+            requests.post(f"{queue_url}/resume", json={}, auth=stack.admin_auth, timeout=10).status_code
+            == 200
+        )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body.get("complete", False) is False and body["state"] == "QUERY_STATE_PENDING", body
+    assert not body.get("rows")
+    assert 0.3 <= waited < 10
+    status = requests.get(f"{stack.gateway_url}/api/job/status", params={"id": body["jobId"]}, timeout=10)
+    assert status.status_code == 200 and status.json()["task"] == "bigquery.query", status.text

@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from devstack.redis import RedisServer
@@ -51,15 +52,24 @@ def test_identical_queries_share_a_key_and_different_ones_do_not() -> None:
     assert len(others) == 4
 
 
-async def test_a_result_is_kept_for_its_ttl(redis_client: Redis, key_prefix: str) -> None:
+def _metric(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+async def test_a_result_is_kept_for_its_ttl_and_counted(redis_client: Redis, key_prefix: str) -> None:
     cache = ResultCache(redis_client, prefix=key_prefix, max_entry_bytes=64 * 1024)
     key = cache.key_for(_identity())
+    names = ("hits", "misses", "hit_bytes", "stored_bytes")
+    before = {name: _metric(f"switchboard_query_cache_{name}_total") for name in names}
     assert await cache.get(key) is None
     outcome = await cache.put(key, _result(), ttl_seconds=90)
     assert outcome.stored and outcome.reason == ""
     assert await cache.get(key) == _result()
     assert 85 <= await redis_client.ttl(key) <= 90
     assert key.startswith(f"{key_prefix}:query:cache:")
+    size = len(_result().encode())
+    seen = {name: _metric(f"switchboard_query_cache_{name}_total") - before[name] for name in names}
+    assert seen == {"hits": 1, "misses": 1, "hit_bytes": size, "stored_bytes": size}
 
 
 async def test_a_result_over_the_bound_is_not_kept_and_says_why(redis_client: Redis, key_prefix: str) -> None:
