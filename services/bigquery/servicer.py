@@ -77,10 +77,6 @@ class BigQueryServicer(bigquery_pb2_grpc.BigQueryServiceServicer):
         return bigquery_pb2.CancelQueryResponse(job_id=request.job_id, state=_STATES[state])
 
 
-class QueryServicer(bigquery_pb2_grpc.QueryServiceServicer):
-    """RunQuery lands with the query-cache branch; until then it answers UNIMPLEMENTED (501)."""
-
-
 def _fill_schema(target: Any, schema: Sequence[SchemaField]) -> None:
     for column in schema_to_json(schema):
         json_format.ParseDict(column, target.add())

@@ -194,13 +194,13 @@ def test_every_required_setting_is_set(renders: dict[str, Rendered], name: str) 
 
 
 def test_jobs_workers_and_admin_share_one_key_prefix(renders: dict[str, Rendered]) -> None:
-    """The admin service writes the settings document under the jobs' prefix."""
+    """The admin service writes the settings document under the jobs' prefix (bigquery reads it too)."""
     for name in CHECKED:
         rendered = renders[name]
         prefixes = {
             process_environment(rendered, container).get("JOBS_KEY_PREFIX", "default")
             for _, container, module in switchboard_containers(rendered)
-            if module in {"services.jobs", "services.jobs.worker", "services.admin"}
+            if module in {"services.jobs", "services.jobs.worker", "services.admin", "services.bigquery"}
         }
         assert len(prefixes) == 1, (name, prefixes)
 
