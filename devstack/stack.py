@@ -20,6 +20,7 @@ from services.runtime.settings import PeerAddresses
 logger = logging.getLogger(__name__)
 
 DESCRIPTOR_PATH = REPO_ROOT / "gen" / "descriptor.binpb"
+ANALYTICS_TASK_MODULES = "services.analytics.tasks"
 
 
 class Stack:
@@ -76,8 +77,10 @@ class Stack:
             env={**common_env, **sink_env},
             port=ports.get("reflection", 0),
         )
+        # Workers run the analytics tasks too (services/analytics/tasks.py), unless told otherwise.
+        worker_env = {"WORKER_TASK_MODULES": ANALYTICS_TASK_MODULES, **common_env}
         self.workers = [
-            WorkerProcess(f"worker-{index}", run_dir=run_dir, env=common_env) for index in range(workers)
+            WorkerProcess(f"worker-{index}", run_dir=run_dir, env=worker_env) for index in range(workers)
         ]
         self.envoy: EnvoyProcess | None = None
 
@@ -109,7 +112,9 @@ class Stack:
     def _start(self, timeout: float) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._body_sink_port_file.unlink(missing_ok=True)
-        siblings = [*(s for name, s in self.services.items() if name != "admin"), self.reflection]
+        # The admin service and analytics (which submits jobs) start knowing where their siblings are.
+        late = ("admin", "analytics")
+        siblings = [*(s for name, s in self.services.items() if name not in late), self.reflection]
         for service in siblings:
             service.start()
         with ThreadPoolExecutor(len(siblings)) as pool:
@@ -122,13 +127,16 @@ class Stack:
         # The admin service checks its siblings, so it starts knowing where they are.
         admin = self.services["admin"]
         peer_env = {f"{name.upper()}_ADDRESS": address for name, address in self.peers.by_service().items()}
-        admin.process.env = {**(admin.process.env or {}), **peer_env}
-        admin.start()
+        for name in late:
+            late_service = self.services[name]
+            late_service.process.env = {**(late_service.process.env or {}), **peer_env}
+            late_service.start()
         for worker in self.workers:
             # Workers read the throttled queue's rule from the rate-limit service.
             worker.process.env = {**(worker.process.env or {}), **peer_env}
             worker.start()
         admin.wait_ready(timeout)
+        self.services["analytics"].wait_ready(timeout)
 
         config_path = self.run_dir / "envoy.yaml"
         config_path.write_text(render(self.gateway_settings()))

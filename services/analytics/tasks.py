@@ -1,0 +1,85 @@
+"""The analytics tasks a worker runs: `analytics.aggregate` on the `analytics` queue (and, on the
+`ratelimit` queue, `analytics.export`, in services/analytics/export.py when enabled).
+
+A worker imports this module (`WORKER_TASK_MODULES=services.analytics.tasks`). The tasks reach Redis
+through one client per worker process, built from the environment at their first run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from services.analytics.aggregation import fold, script_argument
+from services.analytics.events import BATCH_ID_PATTERN
+from services.analytics.ingestion import AGGREGATE_QUEUE, AGGREGATE_TASK
+from services.analytics.keys import AnalyticsKeys
+from services.analytics.retention_source import RetentionSource, settings_key
+from services.analytics.settings import AnalyticsTaskSettings
+from services.analytics.store import AnalyticsStore
+from services.jobs.catalog import task
+from services.runtime.errors import NonRetryableError
+from services.runtime.redis_pool import create_redis
+
+
+@dataclass(frozen=True)
+class TaskResources:
+    settings: AnalyticsTaskSettings
+    store: AnalyticsStore
+    retention: RetentionSource
+
+
+_resources: dict[asyncio.AbstractEventLoop, TaskResources] = {}
+
+
+def resources() -> TaskResources:
+    """This process's Redis client, store and retention source (one per event loop)."""
+    loop = asyncio.get_running_loop()
+    found = _resources.get(loop)
+    if found is None:
+        settings = AnalyticsTaskSettings()
+        redis = create_redis(
+            settings.redis, client_name=f"switchboard-analytics-tasks:{socket.gethostname()}:{os.getpid()}"
+        )
+        found = TaskResources(
+            settings=settings,
+            store=AnalyticsStore(redis, AnalyticsKeys(settings.analytics.key_prefix)),
+            retention=RetentionSource(
+                redis,
+                settings_key(settings.jobs_key_prefix),
+                reread_seconds=settings.analytics.settings_reread_seconds,
+            ),
+        )
+        _resources.clear()  # a client of a loop that ended is of no use
+        _resources[loop] = found
+    return found
+
+
+def checked_batch_id(batch_id: Any) -> str:
+    if not isinstance(batch_id, str) or not BATCH_ID_PATTERN.match(batch_id):
+        raise NonRetryableError(f"batch_id {str(batch_id)[:120]!r} is not a batch id; submit batches via IngestEvents")
+    return batch_id
+
+
+@task(queue=AGGREGATE_QUEUE, name=AGGREGATE_TASK)
+async def aggregate(batch_id: str) -> dict[str, Any]:
+    """Counts one accepted batch into the aggregates, exactly once however often it is delivered."""
+    batch_id = checked_batch_id(batch_id)
+    found = resources()
+    if await found.store.is_applied(batch_id):
+        return {"batch_id": batch_id, "applied": False}
+    events = await found.store.load_batch(batch_id)
+    if events is None:
+        raise NonRetryableError(
+            f"batch {batch_id}'s events are gone: kept ANALYTICS_BATCH_TTL_SECONDS "
+            f"({found.settings.analytics.batch_ttl_seconds} s) and the job ran later"
+        )
+    retention = await found.retention.fresh()
+    delta = script_argument(fold(events), found.store.keys, retention)
+    applied = await found.store.apply(
+        batch_id, delta, marker_ttl_seconds=found.settings.analytics.applied_marker_ttl_seconds
+    )
+    return {"batch_id": batch_id, "applied": applied, "events": len(events)}
