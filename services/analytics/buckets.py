@@ -59,7 +59,8 @@ def query_buckets(
     max_buckets: int,
 ) -> BucketRange:
     """The buckets that cover [start, end) (epoch ms): from the one `start` falls in to the last one
-    starting before `end`. Too many, or a range reaching back past the granularity's retention → InvalidArgumentError."""
+    starting before `end`. Too many, or a range reaching back past the granularity's retention →
+    InvalidArgumentError."""
     if end_ms <= start_ms:
         raise InvalidArgumentError.for_field("end_time", "must be after start_time")
     first = granularity.start_of(start_ms // 1000)
@@ -68,7 +69,8 @@ def query_buckets(
     if count > max_buckets:
         raise InvalidArgumentError.for_field(
             "end_time",
-            f"the range holds {count} {granularity.name.lower()} buckets, over the limit of {max_buckets}; "
+            f"the range holds {count} {granularity.name.lower()} buckets, over the limit of "
+            f"{max_buckets}; "
             "shorten the range or use a coarser granularity",
         )
     now_seconds = now_ms // 1000

@@ -43,7 +43,8 @@ def validate_batch(
     if len(events) > limits.max_events_per_batch:
         raise InvalidArgumentError.for_field(
             "events",
-            f"{len(events)} events is over the limit of {limits.max_events_per_batch} per call; split the batch",
+            f"{len(events)} events is over the limit of {limits.max_events_per_batch} per call; "
+            "split the batch",
         )
     violations: list[FieldViolation] = []
     for index, event in enumerate(events):
@@ -90,7 +91,8 @@ def _event_violations(
         found.append(
             FieldViolation(
                 f"{where}.timestamp",
-                f"more than {limits.max_future_skew_seconds} s in the future; send the time it happened (UTC)",
+                f"more than {limits.max_future_skew_seconds} s in the future; "
+                "send the time it happened (UTC)",
             )
         )
     elif event.timestamp_ms < oldest_ms:
@@ -105,7 +107,9 @@ def _event_violations(
     return found
 
 
-def _properties_violations(where: str, properties: dict[str, Any], limits: AnalyticsLimits) -> list[FieldViolation]:
+def _properties_violations(
+    where: str, properties: dict[str, Any], limits: AnalyticsLimits
+) -> list[FieldViolation]:
     depth = _depth(properties)
     if depth > limits.max_properties_depth:
         return [

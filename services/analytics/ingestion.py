@@ -70,7 +70,8 @@ class Ingestor:
         if encoded_bytes > limits.max_batch_bytes:
             raise InvalidArgumentError.for_field(
                 "events",
-                f"{encoded_bytes} bytes is over the limit of {limits.max_batch_bytes} per call; split the batch",
+                f"{encoded_bytes} bytes is over the limit of {limits.max_batch_bytes} per call; "
+                "split the batch",
             )
         validate_batch_id(batch_id)
         now_ms = int(self._clock() * 1000)

@@ -48,6 +48,8 @@ def _unavailable(error: grpc.aio.AioRpcError, task: str) -> UnavailableError:
         logger.warning("jobs service refused the job", extra={"task": task, "detail": error.details()})
         message = f"no worker serves {task} right now; retry in a moment with the same batch_id"
     else:
-        logger.error("jobs service refused the job", extra={"task": task, "code": code.name, "detail": error.details()})
+        logger.error(
+            "jobs service refused the job", extra={"task": task, "code": code.name, "detail": error.details()}
+        )
         message = "the jobs service refused the batch's job; retry later with the same batch_id"
     return UnavailableError(message, reason="JOBS_UNAVAILABLE", retry_after_seconds=RETRY_AFTER_SECONDS)

@@ -76,7 +76,9 @@ class RetentionSource:
             self.current = parse_retention(raw)
         except (RedisError, TimeoutError, ValueError) as error:
             if not self._complained:
-                logger.warning("analytics retention not re-read; keeping it", extra={"error": str(error)[:500]})
+                logger.warning(
+                    "analytics retention not re-read; keeping it", extra={"error": str(error)[:500]}
+                )
             self._complained = True
             return
         self._complained = False

@@ -32,7 +32,9 @@ async def build(settings: AnalyticsSettings, context: ServiceContext) -> Sequenc
         service_key=settings.access.service_key.get_secret_value() if settings.access.service_key else None,
     )
     context.exit_stack.push_async_callback(jobs_channel.close)
-    ingestor = Ingestor(store, GrpcJobSubmitter(jobs_channel), limits, retention, export_enabled=limits.export_enabled)
+    ingestor = Ingestor(
+        store, GrpcJobSubmitter(jobs_channel), limits, retention, export_enabled=limits.export_enabled
+    )
     return [
         ServiceBinding.of(
             analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"],

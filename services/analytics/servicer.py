@@ -41,11 +41,15 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
                 name=event.name,
                 user_id=event.user_id,
                 timestamp_ms=_ms(event.timestamp) if event.HasField("timestamp") else 0,
-                properties=json_format.MessageToDict(event.properties) if event.HasField("properties") else {},
+                properties=json_format.MessageToDict(event.properties)
+                if event.HasField("properties")
+                else {},
             )
             for event in request.events
         ]
-        result = await self._ingestor.ingest(events, batch_id=request.batch_id, encoded_bytes=request.ByteSize())
+        result = await self._ingestor.ingest(
+            events, batch_id=request.batch_id, encoded_bytes=request.ByteSize()
+        )
         return analytics_pb2.IngestEventsResponse(job_id=result.job_id, accepted=result.accepted)
 
     async def QueryMetrics(
@@ -60,7 +64,9 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         return analytics_pb2.QueryMetricsResponse(
             buckets=[
                 analytics_pb2.MetricBucket(
-                    start=_timestamp(bucket.start * 1000), count=bucket.count, unique_users=bucket.unique_users
+                    start=_timestamp(bucket.start * 1000),
+                    count=bucket.count,
+                    unique_users=bucket.unique_users,
                 )
                 for bucket in series.buckets
             ],

@@ -90,11 +90,13 @@ class AnalyticsStore:
             args=[batch_id, encode_events(events), len(events), ttl_seconds, max_names, consumers, *names],
         )
         outcome, count = reply
-        return StoreResult(StoreOutcome(outcome.decode() if isinstance(outcome, bytes) else outcome), int(count))
+        return StoreResult(
+            StoreOutcome(outcome.decode() if isinstance(outcome, bytes) else outcome), int(count)
+        )
 
     async def load_batch(self, batch_id: str) -> list[Event] | None:
         """The batch's events; None once no job needs them any more (or they expired)."""
-        raw = await self._redis.hget(self.keys.batch(batch_id), "events")  # type: ignore[misc]
+        raw = await self._redis.hget(self.keys.batch(batch_id), "events")
         return None if raw is None else decode_events(raw)
 
     async def is_applied(self, batch_id: str) -> bool:
@@ -136,9 +138,6 @@ class AnalyticsStore:
             pipe.hgetall(self.keys.last_seen)
             totals, seen = await pipe.execute()
         return sorted(
-            (
-                NameTotal(name.decode(), int(total), int(seen.get(name, 0)))
-                for name, total in totals.items()
-            ),
+            (NameTotal(name.decode(), int(total), int(seen.get(name, 0))) for name, total in totals.items()),
             key=lambda entry: entry.name,
         )

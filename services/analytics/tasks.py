@@ -60,7 +60,9 @@ def resources() -> TaskResources:
 
 def checked_batch_id(batch_id: Any) -> str:
     if not isinstance(batch_id, str) or not BATCH_ID_PATTERN.match(batch_id):
-        raise NonRetryableError(f"batch_id {str(batch_id)[:120]!r} is not a batch id; submit batches via IngestEvents")
+        raise NonRetryableError(
+            f"batch_id {str(batch_id)[:120]!r} is not a batch id; submit batches via IngestEvents"
+        )
     return batch_id
 
 

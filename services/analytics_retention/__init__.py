@@ -19,4 +19,6 @@ class AnalyticsRetention(BaseModel):
 
     minute_retention_seconds: int = Field(default=48 * HOUR_SECONDS, ge=HOUR_SECONDS, le=30 * DAY_SECONDS)
     hour_retention_seconds: int = Field(default=90 * DAY_SECONDS, ge=DAY_SECONDS, le=400 * DAY_SECONDS)
-    day_retention_seconds: int = Field(default=3 * 365 * DAY_SECONDS, ge=7 * DAY_SECONDS, le=10 * 365 * DAY_SECONDS)
+    day_retention_seconds: int = Field(
+        default=3 * 365 * DAY_SECONDS, ge=7 * DAY_SECONDS, le=10 * 365 * DAY_SECONDS
+    )
