@@ -32,6 +32,7 @@ class TaskResources:
     retention: RetentionSource
 
 
+TASK_REDIS_CONNECTIONS = 8
 _resources: dict[asyncio.AbstractEventLoop, TaskResources] = {}
 
 
@@ -41,8 +42,12 @@ def resources() -> TaskResources:
     found = _resources.get(loop)
     if found is None:
         settings = AnalyticsTaskSettings()
+        # The worker's own pools hold most of the process's Redis connection budget.
+        pool = settings.redis.model_copy(
+            update={"max_connections": min(TASK_REDIS_CONNECTIONS, settings.redis.max_connections)}
+        )
         redis = create_redis(
-            settings.redis, client_name=f"switchboard-analytics-tasks:{socket.gethostname()}:{os.getpid()}"
+            pool, client_name=f"switchboard-analytics-tasks:{socket.gethostname()}:{os.getpid()}"
         )
         found = TaskResources(
             settings=settings,
