@@ -92,4 +92,4 @@ def test_a_batch_folds_into_one_update_per_key_with_its_expiry() -> None:
     day = Granularity.DAY.start_of(NOW_S)
     assert counts[f"c:d:{day}:signup"] == (4, day + 86_400 + 3 * 365 * 86_400)
     assert len(argument["c"]) == 4 + 3, "signup: two minutes, one hour, one day; login: one of each"
-    assert [f"{keys.base}{suffix}" for suffix in counts][0].startswith("p:{analytics}:c:")
+    assert keys.count(Granularity.MINUTE, minute, "signup") == f"p:{{analytics}}:c:m:{minute}:signup"
