@@ -27,16 +27,32 @@ class BatchDelta:
 
 
 def fold(events: Iterable[Event]) -> BatchDelta:
+    # Minutes first (one dict update per event), then hours and days rolled up from the minutes.
+    minute_counts: dict[tuple[int, str], int] = {}
+    minute_users: dict[tuple[int, str], set[str]] = {}
     delta = BatchDelta()
+    totals = delta.totals
+    last_seen = delta.last_seen_ms
     for event in events:
-        seconds = event.timestamp_ms // 1000
-        for granularity in Granularity:
-            bucket = (granularity, granularity.start_of(seconds), event.name)
-            delta.counts[bucket] = delta.counts.get(bucket, 0) + 1
-            if event.user_id:
-                delta.users.setdefault(bucket, set()).add(event.user_id)
-        delta.totals[event.name] = delta.totals.get(event.name, 0) + 1
-        delta.last_seen_ms[event.name] = max(delta.last_seen_ms.get(event.name, 0), event.timestamp_ms)
+        name = event.name
+        bucket = (event.timestamp_ms // 60_000 * 60, name)
+        minute_counts[bucket] = minute_counts.get(bucket, 0) + 1
+        if event.user_id:
+            users = minute_users.get(bucket)
+            if users is None:
+                minute_users[bucket] = {event.user_id}
+            else:
+                users.add(event.user_id)
+        totals[name] = totals.get(name, 0) + 1
+        if event.timestamp_ms > last_seen.get(name, -1):
+            last_seen[name] = event.timestamp_ms
+    for granularity in Granularity:
+        for (minute, name), count in minute_counts.items():
+            key = (granularity, granularity.start_of(minute), name)
+            delta.counts[key] = delta.counts.get(key, 0) + count
+        for (minute, name), users in minute_users.items():
+            key = (granularity, granularity.start_of(minute), name)
+            delta.users.setdefault(key, set()).update(users)
     return delta
 
 

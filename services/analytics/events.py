@@ -110,7 +110,7 @@ def _event_violations(
 def _properties_violations(
     where: str, properties: dict[str, Any], limits: AnalyticsLimits
 ) -> list[FieldViolation]:
-    depth = _depth(properties)
+    depth, most_bytes = _shape(properties)
     if depth > limits.max_properties_depth:
         return [
             FieldViolation(
@@ -118,6 +118,8 @@ def _properties_violations(
                 f"nested {depth} levels deep, over the limit of {limits.max_properties_depth}; flatten it",
             )
         ]
+    if most_bytes <= limits.max_properties_bytes:
+        return []  # cannot be over: no need to encode it
     size = len(json.dumps(properties, separators=(",", ":")).encode())
     if size > limits.max_properties_bytes:
         return [
@@ -129,19 +131,35 @@ def _properties_violations(
     return []
 
 
-def _depth(value: Any) -> int:
-    """Levels of objects and lists: {} is 1, {"a": {"b": 1}} is 2; iterative, so no input can recurse deep."""
+# The most bytes one character of a string takes in JSON (a surrogate pair, `\uXXXX\uXXXX`), and a
+# number or literal at most.
+_MOST_PER_CHARACTER = 12
+_MOST_PER_SCALAR = 32
+
+
+def _shape(value: Any) -> tuple[int, int]:
+    """(levels of objects and lists: {} is 1, {"a": {"b": 1}} is 2; an upper bound of its size as compact
+    JSON); iterative, so no input can recurse deep."""
     deepest = 0
+    most = 0
     pending: list[tuple[Any, int]] = [(value, 1)]
     while pending:
         item, level = pending.pop()
         if isinstance(item, dict):
             deepest = max(deepest, level)
-            pending.extend((child, level + 1) for child in item.values())
+            most += 2 + len(item)  # braces, colons and commas
+            for key, child in item.items():
+                most += _MOST_PER_CHARACTER * len(key) + 2
+                pending.append((child, level + 1))
         elif isinstance(item, list):
             deepest = max(deepest, level)
+            most += 2 + len(item)
             pending.extend((child, level + 1) for child in item)
-    return deepest
+        elif isinstance(item, str):
+            most += _MOST_PER_CHARACTER * len(item) + 2
+        else:
+            most += _MOST_PER_SCALAR
+    return deepest, most
 
 
 def validate_batch_id(batch_id: str) -> None:

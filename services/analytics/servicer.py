@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
-from google.protobuf import json_format, timestamp_pb2
+from google.protobuf import struct_pb2, timestamp_pb2
 
 from services.analytics.buckets import Granularity
 from services.analytics.events import Event
@@ -16,6 +18,27 @@ _GRANULARITIES = {
     analytics_pb2.GRANULARITY_HOUR: Granularity.HOUR,
     analytics_pb2.GRANULARITY_DAY: Granularity.DAY,
 }
+
+
+def _plain(value: struct_pb2.Value) -> Any:
+    """A protobuf Value as plain JSON data (several times cheaper than json_format.MessageToDict)."""
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "number_value":
+        number = value.number_value
+        return int(number) if number.is_integer() and abs(number) < 2**53 else number
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return _object(value.struct_value)
+    if kind == "list_value":
+        return [_plain(item) for item in value.list_value.values]
+    return None
+
+
+def _object(struct: struct_pb2.Struct) -> dict[str, Any]:
+    return {key: _plain(item) for key, item in struct.fields.items()}
 
 
 def _ms(timestamp: timestamp_pb2.Timestamp) -> int:
@@ -41,9 +64,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
                 name=event.name,
                 user_id=event.user_id,
                 timestamp_ms=_ms(event.timestamp) if event.HasField("timestamp") else 0,
-                properties=json_format.MessageToDict(event.properties)
-                if event.HasField("properties")
-                else {},
+                properties=_object(event.properties) if event.HasField("properties") else {},
             )
             for event in request.events
         ]

@@ -93,3 +93,9 @@ def test_batch_ids() -> None:
     for bad in ("has{tag}", "x" * 101, "space here"):
         with pytest.raises(InvalidArgumentError, match="batch_id"):
             validate_batch_id(bad)
+
+
+def test_the_size_bound_counts_escaped_characters_as_json_does() -> None:
+    # 1,400 emoji: 1,400 characters, 16,800 bytes as JSON (each a \\uXXXX\\uXXXX pair).
+    found = _violations([_ok(properties={"e": "\U0001f600" * 1400})])
+    assert "16808 bytes as JSON is over the limit of 16384" in found["events[0].properties"]
