@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(DEPS): pyproject.toml requirements.lock scripts/bootstrap
+$(DEPS): pyproject.toml requirements.lock requirements-bqemulator.lock scripts/bootstrap
 	PYTHON=$(PYTHON) VENV=$(VENV) scripts/bootstrap
 	touch $@
 

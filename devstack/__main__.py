@@ -7,6 +7,7 @@ after its grace.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -17,11 +18,15 @@ from pathlib import Path
 
 import redis
 
+from devstack.bigquery_emulator import BigQueryEmulator
 from devstack.processes import StartError
 from devstack.redis import RedisServer
 from devstack.services import REPO_ROOT
 from devstack.stack import Stack
 from devstack.supervisor import Supervised, Supervisor
+from services.bigquery import sample_dataset
+from services.bigquery.backend import BigQueryBackend
+from services.bigquery.settings import BackendKind, BigQueryBackendSettings
 from services.gateway.config import split_address
 from services.gateway.settings import GatewaySettings
 from services.runtime.logs import configure_logging
@@ -37,6 +42,7 @@ def main() -> int:
     try:
         redis_settings = load_settings(RedisSettings)
         gateway = load_settings(GatewaySettings)
+        bigquery = load_settings(BigQueryBackendSettings)
     except ConfigurationError as error:
         log.error("%s", error)
         return 2
@@ -57,6 +63,19 @@ def main() -> int:
         log.info("starting redis-server on :%s (data in %s)", redis_settings.port, own_redis.data_dir)
         own_redis.start()
 
+    # Real BigQuery when GOOGLE_CLOUD_PROJECT alone is set, a given emulator when BIGQUERY_EMULATOR_HOST
+    # is; otherwise an emulator of our own (data kept in the run dir), seeded with the sample dataset.
+    emulator = None
+    if bigquery.kind is BackendKind.NOT_CONFIGURED:
+        try:
+            emulator = _start_emulator(run_dir)
+        except (StartError, RuntimeError, OSError) as error:
+            log.error("%s", error)
+            if own_redis:
+                own_redis.stop()
+            return 1
+    bigquery_env = emulator.env if emulator else {}
+
     ports = {name: split_address(address)[1] for name, address in gateway.peers.by_service().items()}
     ports["reflection"] = split_address(gateway.reflection_address)[1]
     ports["body_sink"] = split_address(gateway.body_sink_address)[1]
@@ -68,33 +87,66 @@ def main() -> int:
         gateway_port=gateway.port,
         gateway_admin_port=gateway.admin_port,
         service_ports=ports,
-        env={"SWITCHBOARD_ADMIN_PASSWORD": password},
+        env={"SWITCHBOARD_ADMIN_PASSWORD": password, **bigquery_env},
     )
     try:
         stack.start()
     except StartError as error:
         log.error("%s", error)
+        if emulator:
+            emulator.stop()
         if own_redis:
             own_redis.stop()
         return 1
 
     _print_summary(stack, redis_settings, gateway, run_dir, password if generated else None)
-    Supervisor(_supervised(stack, own_redis)).run(stop)
+    Supervisor(_supervised(stack, own_redis, emulator)).run(stop)
     log.info("stopping")
     stack.stop()
+    if emulator:
+        emulator.stop()
     if own_redis:
         own_redis.stop()
     log.info("stopped")
     return 0
 
 
-def _supervised(stack: Stack, own_redis: RedisServer | None) -> list[Supervised]:
+def _start_emulator(run_dir: Path) -> BigQueryEmulator:
+    """The BigQuery emulator of `make run`, its data kept in the run dir, seeded with the sample."""
+    emulator = BigQueryEmulator(run_dir / "bigquery", persistent=True)
+    log.info("starting the BigQuery emulator on %s (data in %s)", emulator.endpoint, emulator.data_dir)
+    try:
+        emulator.start()
+        asyncio.run(_seed_sample(emulator))
+    except BaseException:
+        emulator.stop()
+        raise
+    return emulator
+
+
+async def _seed_sample(emulator: BigQueryEmulator) -> None:
+    backend = BigQueryBackend(
+        BigQueryBackendSettings(
+            google_cloud_project=emulator.project, bigquery_emulator_host=emulator.endpoint
+        )
+    )
+    try:
+        await sample_dataset.seed(backend)
+    finally:
+        backend.close()
+
+
+def _supervised(
+    stack: Stack, own_redis: RedisServer | None, emulator: BigQueryEmulator | None
+) -> list[Supervised]:
     units = [Supervised(s.process, s.restart) for s in (*stack.services.values(), stack.reflection)]
     units += [Supervised(w.process, w.restart) for w in stack.workers]
     if stack.envoy is not None:
         units.append(Supervised(stack.envoy.process, stack.envoy.restart))
     if own_redis is not None:
         units.append(Supervised(own_redis.process, own_redis.launch))
+    if emulator is not None:
+        units.append(Supervised(emulator.process, emulator.launch))
     return units
 
 
@@ -160,6 +212,12 @@ def _print_summary(
     lines += [f"  {'reflection':<22} {stack.reflection.address}  (gRPC reflection behind the gateway)"]
     sink = f"127.0.0.1:{stack.body_sink_port}"
     lines += [f"  {'body sink':<22} {sink}  (HTTP/1.1: drains bodies over the limit, then 413)"]
+    bigquery = stack.services["bigquery"].process.env or {}
+    if bigquery.get("BIGQUERY_EMULATOR_HOST"):
+        lines += [
+            f"  {'BigQuery emulator':<22} {bigquery['BIGQUERY_EMULATOR_HOST']}  "
+            f"(project {bigquery.get('GOOGLE_CLOUD_PROJECT')}; sample table switchboard_sample.events)"
+        ]
     lines += [f"  {'workers':<22} {len(stack.workers)} process(es), queues analytics, bigquery, ratelimit"]
     lines += [f"  logs                   {Path(stack.run_dir)}/", "Ctrl-C stops everything.", ""]
     sys.stdout.write("\n".join(lines) + "\n")

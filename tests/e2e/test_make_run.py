@@ -203,7 +203,9 @@ def test_a_killed_worker_or_service_is_restarted_while_the_rest_keep_serving_unt
         what="the jobs API answering again",
     )
     assert _pid_running(launcher.marker, "services.jobs") not in (None, jobs_service)
-    assert len(_processes_with(launcher.marker)) == 9, "launcher, five services, reflection, a worker, Envoy"
+    assert len(_processes_with(launcher.marker)) == 10, (
+        "launcher, five services, reflection, a worker, Envoy, the BigQuery emulator"
+    )
 
     launcher.process.send_signal(signal.SIGTERM)
     assert launcher.process.wait(timeout=30) == 0
@@ -228,7 +230,9 @@ def test_launcher_starts_everything_and_ctrl_c_stops_it_all(launcher: _Launcher,
         assert _listening_addresses(port) == {"127.0.0.1"}, f"{name} listens on loopback only"
     assert (tmp_path / "redis" / "appendonlydir").is_dir(), "its Redis keeps data in the run folder"
     # redis-server rewrites its environment for its process title, so it is checked by its port.
-    assert len(_processes_with(launcher.marker)) == 9, "launcher, five services, reflection, a worker, Envoy"
+    assert len(_processes_with(launcher.marker)) == 10, (
+        "launcher, five services, reflection, a worker, Envoy, the BigQuery emulator"
+    )
 
     launcher.process.send_signal(signal.SIGINT)
     assert launcher.process.wait(timeout=30) == 0
