@@ -43,6 +43,11 @@ class AnalyticsLimits(BaseSettings):
         default=False,
         description="Also submit an analytics.export job per batch (ratelimit queue) writing it to BigQuery.",
     )
+    export_dataset: str = Field(default="switchboard_analytics", pattern=r"^[A-Za-z0-9_]{1,1024}$")
+    export_table: str = Field(default="events", pattern=r"^[A-Za-z0-9_]{1,1024}$")
+    export_rows_per_insert: int = Field(
+        default=500, ge=1, le=10_000, description="Rows per streaming insert (BigQuery advises about 500)."
+    )
     settings_reread_seconds: float = Field(
         default=5.0, gt=0, le=300, description="How often the run-time settings are re-read anyway."
     )

@@ -107,6 +107,9 @@ class AnalyticsStore:
         applied = await self._apply(keys=[self.keys.base], args=[batch_id, marker_ttl_seconds, delta])
         return bool(applied)
 
+    async def is_exported(self, batch_id: str) -> bool:
+        return bool(await self._redis.exists(self.keys.exported(batch_id)))
+
     async def mark_exported(self, batch_id: str, *, marker_ttl_seconds: int) -> bool:
         done = await self._exported(keys=[self.keys.base], args=[batch_id, marker_ttl_seconds])
         return bool(done)
