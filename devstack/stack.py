@@ -20,6 +20,8 @@ from services.runtime.settings import PeerAddresses
 logger = logging.getLogger(__name__)
 
 DESCRIPTOR_PATH = REPO_ROOT / "gen" / "descriptor.binpb"
+# The tasks every worker of the stack runs besides the diagnostics: BigQuery queries, analytics.
+WORKER_TASK_MODULES = "services.bigquery.query_task,services.analytics.tasks"
 
 
 class Stack:
@@ -56,8 +58,6 @@ class Stack:
             "SWITCHBOARD_ADMIN_USER": self.admin_user,
             "SWITCHBOARD_ADMIN_PASSWORD": self.admin_password,
             "SWITCHBOARD_SERVICE_KEY": self.service_key,
-            # The workers run the bigquery.query task (services/bigquery/query_task.py).
-            "WORKER_TASK_MODULES": "services.bigquery.query_task",
             **(env or {}),
         }
         self.services = {
@@ -78,8 +78,10 @@ class Stack:
             env={**common_env, **sink_env},
             port=ports.get("reflection", 0),
         )
+        # Workers run the BigQuery and analytics tasks too, unless told otherwise.
+        worker_env = {"WORKER_TASK_MODULES": WORKER_TASK_MODULES, **common_env}
         self.workers = [
-            WorkerProcess(f"worker-{index}", run_dir=run_dir, env=common_env) for index in range(workers)
+            WorkerProcess(f"worker-{index}", run_dir=run_dir, env=worker_env) for index in range(workers)
         ]
         self.envoy: EnvoyProcess | None = None
 
@@ -111,24 +113,30 @@ class Stack:
     def _start(self, timeout: float) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._body_sink_port_file.unlink(missing_ok=True)
-        later = ("admin", "bigquery")
-        siblings = [*(s for name, s in self.services.items() if name not in later), self.reflection]
+        # analytics and bigquery submit jobs, so they start knowing where the jobs service is; the admin
+        # service checks every sibling, so it starts last, knowing where they all are.
+        submitters = ("analytics", "bigquery")
+        siblings = [
+            *(s for name, s in self.services.items() if name not in ("admin", *submitters)),
+            self.reflection,
+        ]
         for service in siblings:
             service.start()
         with ThreadPoolExecutor(len(siblings)) as pool:
             for future in [pool.submit(s.wait_ready, timeout) for s in siblings]:
                 future.result()
-        # The bigquery service submits its queries to the jobs service, so it starts knowing where it is.
-        bigquery = self.services["bigquery"]
-        jobs_env = {"JOBS_ADDRESS": self.services["jobs"].address}
-        bigquery.process.env = {**(bigquery.process.env or {}), **jobs_env}
-        bigquery.start()
-        bigquery.wait_ready(timeout)
         self.body_sink_port = int(self._body_sink_port_file.read_text())
         # A restarted reflection process listens where Envoy sends the bodies.
         reflection_env = self.reflection.process.env or {}
         self.reflection.process.env = {**reflection_env, "BODY_SINK_PORT": str(self.body_sink_port)}
-        # The admin service checks its siblings, so it starts knowing where they are.
+        jobs_env = {"JOBS_ADDRESS": self.services["jobs"].address}
+        for name in submitters:
+            submitter = self.services[name]
+            submitter.process.env = {**(submitter.process.env or {}), **jobs_env}
+            submitter.start()
+        with ThreadPoolExecutor(len(submitters)) as pool:
+            for future in [pool.submit(self.services[name].wait_ready, timeout) for name in submitters]:
+                future.result()
         admin = self.services["admin"]
         peer_env = {f"{name.upper()}_ADDRESS": address for name, address in self.peers.by_service().items()}
         admin.process.env = {**(admin.process.env or {}), **peer_env}

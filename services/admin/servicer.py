@@ -117,6 +117,11 @@ def _changes_from_proto(settings: settings_pb2.Settings, paths: list[str]) -> di
             "max_wait_ms": settings.bigquery.max_wait_ms,
             "allowed_datasets": list(settings.bigquery.allowed_datasets),
         },
+        "analytics": {
+            "minute_retention_seconds": settings.analytics.minute_retention_seconds,
+            "hour_retention_seconds": settings.analytics.hour_retention_seconds,
+            "day_retention_seconds": settings.analytics.day_retention_seconds,
+        },
     }
     changes: dict[str, Any] = {}
     for path in paths:
@@ -197,6 +202,11 @@ def _settings_to_proto(snapshot: SettingsSnapshot) -> settings_pb2.Settings:
         ),
         dashboard_read_only=settings.dashboard_read_only,
         require_api_keys=settings.require_api_keys,
+        analytics=settings_pb2.AnalyticsSettings(
+            minute_retention_seconds=settings.analytics.minute_retention_seconds,
+            hour_retention_seconds=settings.analytics.hour_retention_seconds,
+            day_retention_seconds=settings.analytics.day_retention_seconds,
+        ),
     )
     if snapshot.update_time_ms:
         message.update_time.FromMilliseconds(snapshot.update_time_ms)

@@ -21,6 +21,7 @@ from typing import Annotated, Any, get_args, get_origin
 import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from services.analytics_retention import AnalyticsRetention
 from services.queue_policy import DEFAULT_POLICIES, QUEUE_NAMES, QueuePolicy, merge_policy, policy_overrides
 from services.runtime.errors import FailedPreconditionError, FieldViolation, InvalidArgumentError
 
@@ -55,6 +56,7 @@ class RunSettings(BaseModel):
     bigquery: BigQueryLimits = BigQueryLimits()
     dashboard_read_only: bool = False
     require_api_keys: bool = False
+    analytics: AnalyticsRetention = AnalyticsRetention()
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,8 @@ def apply_changes(
 
 _SETTABLE = (
     "queue_policies.<queue>[.<field>], queue_paused.<queue>, diagnostics_enabled, "
-    "bigquery[.<field>], dashboard_read_only, require_api_keys; queues: " + ", ".join(QUEUE_NAMES)
+    "bigquery[.<field>], dashboard_read_only, require_api_keys, analytics[.<field>]; queues: "
+    + ", ".join(QUEUE_NAMES)
 )
 
 
