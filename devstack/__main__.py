@@ -60,6 +60,7 @@ def main() -> int:
     ports = {name: split_address(address)[1] for name, address in gateway.peers.by_service().items()}
     ports["reflection"] = split_address(gateway.reflection_address)[1]
     ports["body_sink"] = split_address(gateway.body_sink_address)[1]
+    ports["dashboard"] = split_address(gateway.dashboard_address)[1]
     password, generated = _admin_password(run_dir)
     stack = Stack(
         run_dir / "logs",
@@ -160,6 +161,7 @@ def _print_summary(
     lines += [f"  {'reflection':<22} {stack.reflection.address}  (gRPC reflection behind the gateway)"]
     sink = f"127.0.0.1:{stack.body_sink_port}"
     lines += [f"  {'body sink':<22} {sink}  (HTTP/1.1: drains bodies over the limit, then 413)"]
+    lines += [f"  {'dashboard':<22} http://localhost:{gateway.port}/api/bull-board/  (admin login)"]
     lines += [f"  {'workers':<22} {len(stack.workers)} process(es), queues analytics, bigquery, ratelimit"]
     lines += [f"  logs                   {Path(stack.run_dir)}/", "Ctrl-C stops everything.", ""]
     sys.stdout.write("\n".join(lines) + "\n")

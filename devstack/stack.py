@@ -76,6 +76,14 @@ class Stack:
             env={**common_env, **sink_env},
             port=ports.get("reflection", 0),
         )
+        # The dashboard's HTTP server runs in the admin process, with a port file of its own.
+        self._dashboard_port_file = run_dir / "admin.dashboard.port"
+        self.dashboard_port = ports.get("dashboard", 0)
+        self.services["admin"].process.env = {
+            **(self.services["admin"].process.env or {}),
+            "DASHBOARD_PORT": str(self.dashboard_port),
+            "DASHBOARD_PORT_FILE": str(self._dashboard_port_file),
+        }
         self.workers = [
             WorkerProcess(f"worker-{index}", run_dir=run_dir, env=common_env) for index in range(workers)
         ]
@@ -109,6 +117,7 @@ class Stack:
     def _start(self, timeout: float) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._body_sink_port_file.unlink(missing_ok=True)
+        self._dashboard_port_file.unlink(missing_ok=True)
         siblings = [*(s for name, s in self.services.items() if name != "admin"), self.reflection]
         for service in siblings:
             service.start()
@@ -129,6 +138,9 @@ class Stack:
             worker.process.env = {**(worker.process.env or {}), **peer_env}
             worker.start()
         admin.wait_ready(timeout)
+        self.dashboard_port = int(self._dashboard_port_file.read_text())
+        # A restarted admin process serves the dashboard where Envoy sends it.
+        admin.process.env = {**(admin.process.env or {}), "DASHBOARD_PORT": str(self.dashboard_port)}
 
         config_path = self.run_dir / "envoy.yaml"
         config_path.write_text(render(self.gateway_settings()))
@@ -145,6 +157,7 @@ class Stack:
             peers=self.peers,
             reflection_address=self.reflection.address,
             body_sink_address=f"127.0.0.1:{self.body_sink_port}",
+            dashboard_address=f"127.0.0.1:{self.dashboard_port}",
         )
 
     def stop(self) -> None:

@@ -1,0 +1,37 @@
+"""The dashboard's HTTP server inside the admin process: started by the admin service's `build`, stopped
+with the process (its exit stack)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+
+from aiohttp import web
+
+from services.admin.dashboard.views import Dashboard
+from services.runtime.settings import ConfigurationError
+
+logger = logging.getLogger(__name__)
+
+
+async def start(
+    dashboard: Dashboard, *, host: str, port: int, port_file: str | None, exit_stack: contextlib.AsyncExitStack
+) -> int:
+    """Serves `dashboard` on host:port (0: a free port, written to `port_file`); → the port."""
+    runner = web.AppRunner(dashboard.application(), access_log=None, handle_signals=False)
+    await runner.setup()
+    exit_stack.push_async_callback(runner.cleanup)
+    site = web.TCPSite(runner, host, port, shutdown_timeout=2.0)
+    try:
+        await site.start()
+    except OSError as error:
+        raise ConfigurationError(f"the dashboard cannot listen on {host}:{port} ({error.strerror})") from None
+    server = site._server  # noqa: SLF001 - aiohttp exposes the bound port only here
+    bound = int(server.sockets[0].getsockname()[1]) if server is not None and server.sockets else port
+    if port_file:
+        temporary = Path(port_file + ".tmp")
+        temporary.write_text(str(bound))
+        temporary.replace(port_file)
+    logger.info("dashboard serving", extra={"port": bound, "path": "/api/bull-board/"})
+    return bound
