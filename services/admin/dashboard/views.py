@@ -37,6 +37,7 @@ MAX_FORM_BYTES = 64 * 1024
 MAX_SELECTED = 500
 _HERE = Path(__file__).parent
 _BULK_ACTIONS = ("retry", "cancel")
+_ASSETS = {path.name: path.read_bytes() for path in (_HERE / "static").iterdir() if path.is_file()}
 
 
 class SettingsSource(Protocol):
@@ -83,7 +84,6 @@ class Dashboard:
             lstrip_blocks=True,
         )
         self._templates.filters.update(presentation.FILTERS)
-        self._read_only_cache: tuple[float, bool] = (0.0, False)
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=MAX_FORM_BYTES)
@@ -113,10 +113,25 @@ class Dashboard:
         for path, handler in actions.items():
             # Any other method: aiohttp answers 405 with `Allow: POST`.
             app.router.add_post(PREFIX + path, self._action(handler))
-        app.router.add_static(PREFIX + "/static", _HERE / "static", append_version=False)
+        app.router.add_get(PREFIX + "/static/{name}", self._asset)
         return app
 
     # ---- plumbing ----
+
+    async def _asset(self, request: web.Request) -> web.StreamResponse:
+        """The stylesheet and the script, for admins only like every other path here."""
+        try:
+            self._operator(request)
+        except Refusal as refusal:
+            return self._refusal(refusal)
+        name = request.match_info["name"]
+        if name not in _ASSETS:
+            raise web.HTTPNotFound(text="no such file")
+        return web.Response(
+            body=_ASSETS[name],
+            content_type="text/css" if name.endswith(".css") else "text/javascript",
+            headers={"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"},
+        )
 
     def _operator(self, request: web.Request) -> Operator:
         return self._access.operator(request.headers, request.remote or "")
@@ -158,7 +173,7 @@ class Dashboard:
             except Refusal as refusal:
                 return self._refusal(refusal)
             try:
-                if await self._read_only(fresh=True):
+                if await self._read_only():
                     raise Refusal(405, "the dashboard is read-only (settings: dashboard_read_only)")
                 form = await request.post()
                 self._access.check_write(operator, request.headers, str(form.get("csrf", "")))
@@ -201,12 +216,9 @@ class Dashboard:
             headers["WWW-Authenticate"] = CHALLENGE
         return web.Response(status=refusal.status, text=html, content_type="text/html", headers=headers)
 
-    async def _read_only(self, *, fresh: bool = False) -> bool:
-        cached_at, value = self._read_only_cache
-        if fresh or time.monotonic() - cached_at > 1.0:
-            value = await self._settings_source.read_only()
-            self._read_only_cache = (time.monotonic(), value)
-        return value
+    async def _read_only(self) -> bool:
+        # Read on every request (one small Redis read): a switch shows on the very next page.
+        return await self._settings_source.read_only()
 
     async def _record(
         self, operator: Operator, request: web.Request, what: str, outcome: Outcome, detail: str

@@ -1,0 +1,161 @@
+"""The dashboard's HTTP surface through Envoy (and on its own port): login, redirects, pages that show
+what the API says, and the protection of every action (read-only 405, cross-site and token 403)."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from devstack.stack import Stack
+
+BOARD = "/api/bull-board"
+# Every action the dashboard offers, with a form body it accepts.
+ACTIONS = {
+    "/queues/analytics/pause": {},
+    "/queues/analytics/resume": {},
+    "/queues/analytics/clean": {"state": "completed", "older_than_seconds": "86400"},
+    "/queues/analytics/retry-failed": {},
+    "/jobs/some-job/retry": {},
+    "/jobs/some-job/cancel": {},
+    "/bulk": {"action": "retry", "id": "some-job"},
+}
+
+
+def _token(page: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+    assert found, "no CSRF token on the page"
+    return found.group(1)
+
+
+def _origin(stack: Stack) -> dict[str, str]:
+    return {"Origin": stack.gateway_url, "Referer": f"{stack.gateway_url}{BOARD}/"}
+
+
+def _paused(http: requests.Session, stack: Stack, queue: str) -> bool:
+    queues = http.get(f"{stack.gateway_url}/api/queues", auth=stack.admin_auth, timeout=10).json()["queues"]
+    return bool(next(q for q in queues if q["name"] == queue)["paused"])
+
+
+@contextlib.contextmanager
+def read_only(stack: Stack, http: requests.Session) -> Iterator[None]:
+    def switch(on: bool) -> None:
+        body = {"settings": {"dashboardReadOnly": on}, "updateMask": "dashboardReadOnly"}
+        answer = http.patch(f"{stack.gateway_url}/api/settings", json=body, auth=stack.admin_auth, timeout=10)
+        assert answer.status_code == 200, answer.text
+
+    switch(True)
+    try:
+        yield
+    finally:
+        switch(False)
+
+
+@pytest.mark.parametrize("where", ["gateway", "dashboard port"])
+def test_no_or_wrong_credentials_get_401_with_the_login_prompt(
+    stack: Stack, http: requests.Session, where: str
+) -> None:
+    base = stack.gateway_url if where == "gateway" else f"http://127.0.0.1:{stack.dashboard_port}"
+    for auth in (None, (stack.admin_user, "not-the-password-at-all")):
+        for path in ("/", "/queues/analytics", "/search?q=x", "/static/dashboard.css"):
+            answer = http.get(f"{base}{BOARD}{path}", auth=auth, timeout=10, allow_redirects=False)
+            assert answer.status_code == 401, (path, answer.status_code)
+            assert answer.headers["WWW-Authenticate"].startswith("Basic realm=")
+        posted = http.post(f"{base}{BOARD}/queues/analytics/pause", auth=auth, timeout=10)
+        assert posted.status_code == 401
+    assert not _paused(http, stack, "analytics")
+
+
+def test_short_paths_redirect_to_the_dashboard(stack: Stack, http: requests.Session) -> None:
+    for path in ("/bull-board", BOARD):
+        answer = http.get(f"{stack.gateway_url}{path}", timeout=10, allow_redirects=False)
+        assert answer.status_code in (301, 302), path
+        assert answer.headers["Location"].endswith(f"{BOARD}/")
+
+
+def test_the_overview_shows_every_queue_with_the_api_counts(stack: Stack, http: requests.Session) -> None:
+    page = http.get(f"{stack.gateway_url}{BOARD}/", auth=stack.admin_auth, timeout=10)
+    assert page.status_code == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    queues = http.get(f"{stack.gateway_url}/api/queues", auth=stack.admin_auth, timeout=10).json()["queues"]
+    for queue in queues:
+        assert f'data-queue="{queue["name"]}"' in page.text
+    assert "<svg" in page.text  # the last hour's chart, inline
+    css = http.get(f"{stack.gateway_url}{BOARD}/static/dashboard.css", auth=stack.admin_auth, timeout=10)
+    assert css.status_code == 200 and "prefers-color-scheme" in css.text
+
+
+def test_a_write_needs_the_same_origin_and_the_page_token(stack: Stack, http: requests.Session) -> None:
+    url = f"{stack.gateway_url}{BOARD}/queues/ratelimit/pause"
+    token = _token(http.get(f"{stack.gateway_url}{BOARD}/queues/ratelimit", auth=stack.admin_auth, timeout=10).text)
+    forged = {"Origin": "https://evil.example", "Referer": "https://evil.example/"}
+    refusals = [
+        http.post(url, data={"csrf": token}, headers=forged, auth=stack.admin_auth, timeout=10),
+        http.post(url, data={"csrf": token}, auth=stack.admin_auth, timeout=10),  # no Origin nor Referer
+        http.post(url, data={}, headers=_origin(stack), auth=stack.admin_auth, timeout=10),
+        http.post(url, data={"csrf": "0" * 40}, headers=_origin(stack), auth=stack.admin_auth, timeout=10),
+        http.get(url, auth=stack.admin_auth, timeout=10),  # an action is never a GET
+    ]
+    assert [r.status_code for r in refusals] == [403, 403, 403, 403, 405]
+    assert not _paused(http, stack, "ratelimit")
+
+    done = http.post(
+        url, data={"csrf": token}, headers=_origin(stack), auth=stack.admin_auth, timeout=10, allow_redirects=False
+    )
+    try:
+        assert done.status_code == 303, done.text
+        assert _paused(http, stack, "ratelimit")
+        audit = http.get(f"{stack.gateway_url}/api/audit", auth=stack.admin_auth, timeout=10).json()["entries"]
+        mine = [e for e in audit if e["operation"] == f"dashboard POST {BOARD}/queues/ratelimit/pause"]
+        assert [e["outcome"] for e in mine[:5]] == ["allowed", "denied", "denied", "denied", "denied"]
+        assert mine[0]["principal"] == f"admin:{stack.admin_user}"
+    finally:
+        resume = http.post(
+            f"{stack.gateway_url}{BOARD}/queues/ratelimit/resume",
+            data={"csrf": token},
+            headers=_origin(stack),
+            auth=stack.admin_auth,
+            timeout=10,
+        )
+        assert resume.ok
+
+
+def test_read_only_mode_refuses_every_action_with_405_and_shows_none(
+    stack: Stack, http: requests.Session
+) -> None:
+    job = http.post(
+        f"{stack.gateway_url}/api/job",
+        json={"queue": "analytics", "task": "diagnostics.fail", "payload": {"retryable": False},
+              "jobId": f"ro-{uuid.uuid4().hex[:8]}"},
+        auth=stack.admin_auth,
+        timeout=10,
+    ).json()  # fmt: skip
+    pages = ["/", "/queues/analytics", "/queues/analytics?state=failed", f"/jobs/{job['id']}",
+             f"/search?q={job['id']}", "/workers"]  # fmt: skip
+    # A token the operator got before the switch does not help.
+    token = _token(http.get(f"{stack.gateway_url}{BOARD}/queues/analytics", auth=stack.admin_auth, timeout=10).text)
+    with read_only(stack, http):
+        for path in pages:
+            page = http.get(f"{stack.gateway_url}{BOARD}{path}", auth=stack.admin_auth, timeout=10)
+            assert page.status_code == 200, path
+            assert 'method="post"' not in page.text, f"an action is shown on {path} in read-only mode"
+            assert "read-only" in page.text
+        for path, form in ACTIONS.items():
+            answer = http.post(
+                f"{stack.gateway_url}{BOARD}{path}",
+                data={**form, "csrf": token},
+                headers=_origin(stack),
+                auth=stack.admin_auth,
+                timeout=10,
+                allow_redirects=False,
+            )
+            assert answer.status_code == 405, (path, answer.status_code)
+            assert answer.headers["Allow"] == "GET"
+        assert not _paused(http, stack, "analytics")
+    # Out of read-only mode the same pages offer the actions again.
+    page = http.get(f"{stack.gateway_url}{BOARD}/queues/analytics", auth=stack.admin_auth, timeout=10)
+    assert 'method="post"' in page.text
