@@ -7,6 +7,7 @@ carrying the HTTP status the page answers with and the service's own message.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -94,3 +95,40 @@ class Backend:
         return await self.call(
             operator, self.limits.GetUsage, ratelimit_pb2.GetUsageRequest(rule=rule, key=key)
         )
+
+    async def logs(self, operator: Operator, job_id: str) -> jobs_pb2.GetJobLogsResponse | None:
+        """The job's log lines (the newest 1,000 kept); None while the jobs service cannot serve them."""
+        return await _unless_unimplemented(
+            self.call(operator, self.jobs.GetJobLogs, jobs_pb2.GetJobLogsRequest(id=job_id, page_size=1000))
+        )
+
+    async def metrics(
+        self, operator: Operator, queue: str, *, minutes: int
+    ) -> list[jobs_pb2.QueueMetricsMinute] | None:
+        """The queue's last `minutes` per-minute history; None while the jobs service has none."""
+        request = jobs_pb2.GetQueueMetricsRequest(name=queue)
+        end = int(time.time())
+        request.end_time.FromSeconds(end)
+        request.start_time.FromSeconds(end - minutes * 60)
+        response = await _unless_unimplemented(self.call(operator, self.jobs.GetQueueMetrics, request))
+        return None if response is None else list(response.minutes)
+
+    async def search(
+        self, operator: Operator, where: jobs_pb2.JobFilter, *, page_size: int
+    ) -> jobs_pb2.SearchJobsResponse | None:
+        request = jobs_pb2.SearchJobsRequest(filter=where, page_size=page_size)
+        return await _unless_unimplemented(self.call(operator, self.jobs.SearchJobs, request))
+
+    async def bulk(
+        self, operator: Operator, request: jobs_pb2.BulkJobActionRequest
+    ) -> jobs_pb2.BulkJobActionResponse | None:
+        return await _unless_unimplemented(self.call(operator, self.jobs.BulkJobAction, request))
+
+
+async def _unless_unimplemented(call: Awaitable[T]) -> T | None:
+    try:
+        return await call
+    except BackendError as error:
+        if error.status == 501:
+            return None
+        raise

@@ -89,7 +89,12 @@ def ms_when(milliseconds: int) -> str:
     return when(stamp)
 
 
+def log_level(value: int) -> str:
+    return jobs_pb2.LogLevel.Name(value).removeprefix("LOG_LEVEL_").lower()
+
+
 FILTERS = {
+    "log_level": log_level,
     "ms_when": ms_when,
     "state": state_name,
     "when": when,

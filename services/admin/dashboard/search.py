@@ -1,9 +1,10 @@
 """The search box: a job by exact id, else jobs whose id, task, payload or error holds the text, within a
 state and a time range, newest first.
 
-It asks the jobs service: an exact id through GetJobStatus, the rest through ListJobs pages, matched here
-on the job's payload and error text too, over the newest `scan_limit` jobs at most (the jobs service's
-own search covers only ids and task names).
+It asks the jobs service: an exact id through GetJobStatus, the rest through SearchJobs (its index of
+task names and payload and error words), one query per kind of match, merged newest first. Where the jobs
+service does not serve SearchJobs yet (UNIMPLEMENTED), it reads ListJobs pages and matches the payload
+and error text here, over the newest `scan_limit` jobs at most.
 """
 
 from __future__ import annotations
@@ -76,21 +77,81 @@ class JobFilter:
 async def find(
     backend: Backend, operator: Operator, where: JobFilter, *, limit: int, scan_limit: int
 ) -> tuple[list[jobs_pb2.Job], bool]:
-    """→ (jobs matching `where`, newest first, at most `limit`; whether the scan stopped before the end)."""
+    """→ (jobs matching `where`, newest first, at most `limit`; whether more may match than returned)."""
+    exact = await _exact(backend, operator, where)
+    indexed = await _indexed(backend, operator, where, limit=limit, exact=exact)
+    if indexed is not None:
+        return indexed
+    return await _scanned(backend, operator, where, limit=limit, scan_limit=scan_limit, exact=exact)
+
+
+async def _exact(backend: Backend, operator: Operator, where: JobFilter) -> jobs_pb2.Job | None:
+    if not where.text or " " in where.text:
+        return None
+    try:
+        job = await backend.job(operator, where.text)
+    except BackendError as error:
+        if error.status in (400, 404):
+            return None
+        raise
+    if (where.queue and job.queue != where.queue) or (where.state and state_value(where.state) != job.state):
+        return None
+    return job
+
+
+async def _indexed(
+    backend: Backend, operator: Operator, where: JobFilter, *, limit: int, exact: jobs_pb2.Job | None
+) -> tuple[list[jobs_pb2.Job], bool] | None:
+    base = jobs_pb2.JobFilter(queue=where.queue)
+    if where.state:
+        base.states.append(state_value(where.state))  # type: ignore[arg-type]  # an int is a JobState
+    since, until = where.bounds()
+    if since is not None:
+        base.created_after.FromNanoseconds(int(since * 1e9))
+    if until is not None:
+        base.created_before.FromNanoseconds(int(until * 1e9))
+    queries = [base]
+    if where.text:
+        words = " ".join(where.text.split()[:8])
+        queries = []
+        for field, value in (("task", where.text), ("payload_text", words), ("error_text", words)):
+            if field == "task" and " " in where.text:
+                continue
+            query = jobs_pb2.JobFilter()
+            query.CopyFrom(base)
+            setattr(query, field, value)
+            queries.append(query)
+    found = {exact.id: exact} if exact is not None else {}
+    more = False
+    for query in queries:
+        try:
+            response = await backend.search(operator, query, page_size=min(limit, 500))
+        except BackendError as error:
+            if error.status == 400:  # not a valid value for this kind of match (e.g. a task name)
+                continue
+            raise
+        if response is None:
+            return None
+        more = more or response.total > len(response.jobs) or response.total_is_lower_bound
+        found.update((job.id, job) for job in response.jobs)
+    ordered = sorted(found.values(), key=lambda job: (job.created_at.seconds, job.created_at.nanos), reverse=True)
+    return ordered[:limit], more or len(ordered) > limit
+
+
+async def _scanned(
+    backend: Backend,
+    operator: Operator,
+    where: JobFilter,
+    *,
+    limit: int,
+    scan_limit: int,
+    exact: jobs_pb2.Job | None,
+) -> tuple[list[jobs_pb2.Job], bool]:
     found: list[jobs_pb2.Job] = []
     seen: set[str] = set()
-    if where.text and " " not in where.text:
-        try:
-            exact = await backend.job(operator, where.text)
-        except BackendError as error:
-            if error.status not in (400, 404):
-                raise
-        else:
-            if (not where.queue or exact.queue == where.queue) and (
-                not where.state or state_value(where.state) == exact.state
-            ):
-                found.append(exact)
-                seen.add(exact.id)
+    if exact is not None:
+        found.append(exact)
+        seen.add(exact.id)
     token, scanned = "", 0
     while len(found) < limit:
         page, token = await backend.jobs_page(

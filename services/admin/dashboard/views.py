@@ -36,7 +36,21 @@ LIVE_HEADER = "X-Dashboard-Live"
 MAX_FORM_BYTES = 64 * 1024
 MAX_SELECTED = 500
 _HERE = Path(__file__).parent
-_BULK_ACTIONS = ("retry", "cancel")
+_BULK_ACTIONS = ("retry", "cancel", "remove", "promote")
+_BULK_ENUM = {
+    "retry": jobs_pb2.BULK_ACTION_RETRY,
+    "cancel": jobs_pb2.BULK_ACTION_CANCEL,
+    "remove": jobs_pb2.BULK_ACTION_REMOVE,
+    "promote": jobs_pb2.BULK_ACTION_PROMOTE,
+}
+_SINGLE = {
+    "retry": ("RetryJob", jobs_pb2.RetryJobRequest),
+    "cancel": ("CancelJob", jobs_pb2.CancelJobRequest),
+    "remove": ("RemoveJob", jobs_pb2.RemoveJobRequest),
+    "promote": ("PromoteJob", jobs_pb2.PromoteJobRequest),
+}
+# BulkJobAction takes at most this many ids a call.
+_BULK_IDS_PER_CALL = 1000
 _ASSETS = {path.name: path.read_bytes() for path in (_HERE / "static").iterdir() if path.is_file()}
 
 
@@ -106,8 +120,12 @@ class Dashboard:
             "/queues/{name}/resume": self.resume,
             "/queues/{name}/clean": self.clean,
             "/queues/{name}/retry-failed": self.retry_failed,
+            "/queues/{name}/promote-delayed": self.promote_delayed,
             "/jobs/{id}/retry": self.retry,
             "/jobs/{id}/cancel": self.cancel,
+            "/jobs/{id}/remove": self.remove,
+            "/jobs/{id}/promote": self.promote,
+            "/jobs/{id}/duplicate": self.duplicate,
             "/bulk": self.bulk,
         }
         for path, handler in actions.items():
@@ -246,7 +264,7 @@ class Dashboard:
         workers = await self._backend.workers(operator)
         chart = None
         if not request.headers.get(LIVE_HEADER):
-            chart = await self._last_hour(operator)
+            chart = await self._last_hour(operator, queues)
         return Page(
             "overview.html",
             {"queues": queues, "workers": workers, "capacity": _capacity(workers), "chart": chart,
@@ -268,10 +286,11 @@ class Dashboard:
         jobs, next_token = await self._backend.jobs_page(
             operator, queue=name, state=value, page_size=self._settings.page_size, page_token=token
         )
+        day = None if request.headers.get(LIVE_HEADER) else await self._day_charts(operator, name)
         return Page(
             "queue.html",
             {"queue": queue, "state": state, "states": presentation.STATES, "jobs": jobs,
-             "next_token": next_token, "page_token": token,
+             "next_token": next_token, "page_token": token, "day": day,
              "retryable": presentation.RETRYABLE, "cancellable": presentation.CANCELLABLE},
             live="queue_live.html",
         )  # fmt: skip
@@ -280,9 +299,10 @@ class Dashboard:
         job_id = request.match_info["id"][:256]
         job = await self._backend.job(operator, job_id)
         result = await self._backend.result(operator, job_id)
+        logs = await self._backend.logs(operator, job_id)
         return Page(
             "job.html",
-            {"job": job, "result": result, "retryable": presentation.RETRYABLE,
+            {"job": job, "result": result, "logs": logs, "retryable": presentation.RETRYABLE,
              "cancellable": presentation.CANCELLABLE},
             live="job_live.html",
         )  # fmt: skip
@@ -370,18 +390,42 @@ class Dashboard:
 
     async def retry_failed(self, request: web.Request, operator: Operator) -> web.StreamResponse:
         name = request.match_info["name"]
-        done = await self._apply("retry", await self._ids(operator, JobFilter(queue=name, state="failed")), operator)
+        done = await self._apply_filter("retry", name, "failed", operator)
         return _back(request, f"retried {done} failed jobs of {name}")
 
+    async def promote_delayed(self, request: web.Request, operator: Operator) -> web.StreamResponse:
+        name = request.match_info["name"]
+        done = await self._apply_filter("promote", name, "delayed", operator)
+        return _back(request, f"promoted {done} delayed jobs of {name}")
+
     async def retry(self, request: web.Request, operator: Operator) -> web.StreamResponse:
-        job_id = request.match_info["id"]
-        job = await self._backend.call(operator, self._backend.jobs.RetryJob, jobs_pb2.RetryJobRequest(id=job_id))
-        return _back(request, f"job {job_id} retried: {presentation.state_name(job.state)}")
+        return await self._one(request, operator, "retry")
 
     async def cancel(self, request: web.Request, operator: Operator) -> web.StreamResponse:
+        return await self._one(request, operator, "cancel")
+
+    async def promote(self, request: web.Request, operator: Operator) -> web.StreamResponse:
+        return await self._one(request, operator, "promote")
+
+    async def remove(self, request: web.Request, operator: Operator) -> web.StreamResponse:
         job_id = request.match_info["id"]
-        job = await self._backend.call(operator, self._backend.jobs.CancelJob, jobs_pb2.CancelJobRequest(id=job_id))
-        return _back(request, f"job {job_id} cancel: {presentation.state_name(job.state)}")
+        await self._backend.call(operator, self._backend.jobs.RemoveJob, jobs_pb2.RemoveJobRequest(id=job_id))
+        return web.HTTPSeeOther(f"{PREFIX}/?" + urlencode({"notice": f"job {job_id} removed"}))
+
+    async def duplicate(self, request: web.Request, operator: Operator) -> web.StreamResponse:
+        job_id = request.match_info["id"]
+        copy = await self._backend.call(
+            operator, self._backend.jobs.DuplicateJob, jobs_pb2.DuplicateJobRequest(id=job_id)
+        )
+        return web.HTTPSeeOther(
+            f"{PREFIX}/jobs/{copy.id}?" + urlencode({"notice": f"job {copy.id}: a duplicate of {job_id}"})
+        )
+
+    async def _one(self, request: web.Request, operator: Operator, action: str) -> web.StreamResponse:
+        job_id = request.match_info["id"]
+        method, request_type = _SINGLE[action]
+        job = await self._backend.call(operator, getattr(self._backend.jobs, method), request_type(id=job_id))
+        return _back(request, f"job {job_id}: {action} done, now {presentation.state_name(job.state)}")
 
     async def bulk(self, request: web.Request, operator: Operator) -> web.StreamResponse | Page:
         """A bulk action on the selected jobs or on every job matching a filter: first a page with the
@@ -401,9 +445,10 @@ class Dashboard:
             raise Refusal(400, "select jobs or give a search to apply the action to")
         ids = selected or await self._ids(operator, where)
         if form.get("confirm") != "yes":
+            count = await self._apply(action, ids, operator, dry_run=True)
             return Page(
                 "confirm.html",
-                {"action": action, "count": len(ids), "selected": selected, "where": where,
+                {"action": action, "count": count, "matched": len(ids), "selected": selected, "where": where,
                  "limit": self._settings.max_bulk_jobs},
             )  # fmt: skip
         done = await self._apply(action, ids, operator)
@@ -418,24 +463,80 @@ class Dashboard:
         )  # fmt: skip
         return [job.id for job in jobs]
 
-    async def _apply(self, action: str, ids: list[str], operator: Operator) -> int:
-        """Runs `action` on each job; → how many it changed (a job in a state it does not apply to is left)."""
+    async def _apply(self, action: str, ids: list[str], operator: Operator, *, dry_run: bool = False) -> int:
+        """Runs `action` on the jobs (BulkJobAction, a chunk of ids a call; one call per job where the
+        jobs service has no BulkJobAction yet); → how many it changed (or, dry, would change)."""
+        done = 0
+        for start in range(0, len(ids), _BULK_IDS_PER_CALL):
+            chunk = ids[start : start + _BULK_IDS_PER_CALL]
+            request = jobs_pb2.BulkJobActionRequest(action=_BULK_ENUM[action], ids=chunk, dry_run=dry_run)
+            response = await self._backend.bulk(operator, request)
+            if response is None:
+                return await self._apply_one_by_one(action, ids, operator, dry_run=dry_run)
+            done += response.affected
+        return done
+
+    async def _apply_one_by_one(self, action: str, ids: list[str], operator: Operator, *, dry_run: bool) -> int:
+        if dry_run:
+            return len(ids)
+        method, request_type = _SINGLE[action]
         done = 0
         for job_id in ids:
             try:
-                if action == "retry":
-                    await self._backend.call(operator, self._backend.jobs.RetryJob, jobs_pb2.RetryJobRequest(id=job_id))
-                else:
-                    await self._backend.call(operator, self._backend.jobs.CancelJob, jobs_pb2.CancelJobRequest(id=job_id))
+                await self._backend.call(operator, getattr(self._backend.jobs, method), request_type(id=job_id))
             except BackendError as error:
-                if error.status in (400, 404, 409):
+                if error.status in (400, 404, 409):  # not in a state the action applies to, or gone
                     continue
                 raise
             done += 1
         return done
 
-    async def _last_hour(self, operator: Operator) -> Any:
-        """Completed and failed jobs per minute over the last hour, from the newest finished jobs."""
+    async def _apply_filter(self, action: str, queue: str, state: str, operator: Operator) -> int:
+        """`action` on every job of `queue` in `state`: BulkJobAction by filter, called again while it
+        says more remain (bounded); the jobs' ids where the jobs service has no BulkJobAction yet."""
+        where = jobs_pb2.JobFilter(queue=queue, states=[presentation.state_value(state)])  # type: ignore[list-item]
+        done = 0
+        for _ in range(max(self._settings.max_bulk_jobs // _BULK_IDS_PER_CALL, 1) + 1):
+            response = await self._backend.bulk(
+                operator, jobs_pb2.BulkJobActionRequest(action=_BULK_ENUM[action], filter=where)
+            )
+            if response is None:
+                ids = await self._ids(operator, JobFilter(queue=queue, state=state))
+                return await self._apply_one_by_one(action, ids, operator, dry_run=False)
+            done += response.affected
+            if not response.more_remain or not response.affected:
+                break
+        return done
+
+    async def _day_charts(self, operator: Operator, queue: str) -> list[Any] | None:
+        """The queue's last 24 h per minute: completed and failed, wait and run time p50/p95."""
+        minutes = await self._backend.metrics(operator, queue, minutes=24 * 60)
+        if minutes is None:
+            return None
+        return [
+            charts.bars({"completed": [m.completed for m in minutes], "failed": [m.failed for m in minutes]},
+                        title=f"{queue}: completed and failed per minute, last 24 h"),
+            charts.bars({"p50": [m.wait_p50_ms for m in minutes], "p95": [m.wait_p95_ms for m in minutes]},
+                        title=f"{queue}: enqueue to start, per minute", unit=" ms"),
+            charts.bars({"p50": [m.run_p50_ms for m in minutes], "p95": [m.run_p95_ms for m in minutes]},
+                        title=f"{queue}: run time, per minute", unit=" ms"),
+        ]  # fmt: skip
+
+    async def _last_hour(self, operator: Operator, queues: list[jobs_pb2.Queue]) -> Any:
+        """Completed and failed jobs per minute over the last hour, every queue together: from the
+        queues' metrics history, or (while the jobs service keeps none) from the newest finished jobs."""
+        series = {"completed": [0.0] * 60, "failed": [0.0] * 60}
+        for queue in queues:
+            minutes = await self._backend.metrics(operator, queue.name, minutes=60)
+            if minutes is None:
+                return await self._last_hour_from_jobs(operator)
+            for index, minute in enumerate(minutes[-60:]):
+                offset = 60 - len(minutes[-60:]) + index
+                series["completed"][offset] += minute.completed
+                series["failed"][offset] += minute.failed
+        return charts.bars(series, title="Completed and failed jobs per minute, last hour")
+
+    async def _last_hour_from_jobs(self, operator: Operator) -> Any:
         now = time.time()
         series: dict[str, list[float]] = {}
         for state in ("completed", "failed"):
