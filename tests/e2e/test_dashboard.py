@@ -91,7 +91,9 @@ def test_the_overview_shows_every_queue_with_the_api_counts(stack: Stack, http: 
 
 def test_a_write_needs_the_same_origin_and_the_page_token(stack: Stack, http: requests.Session) -> None:
     url = f"{stack.gateway_url}{BOARD}/queues/ratelimit/pause"
-    token = _token(http.get(f"{stack.gateway_url}{BOARD}/queues/ratelimit", auth=stack.admin_auth, timeout=10).text)
+    token = _token(
+        http.get(f"{stack.gateway_url}{BOARD}/queues/ratelimit", auth=stack.admin_auth, timeout=10).text
+    )
     forged = {"Origin": "https://evil.example", "Referer": "https://evil.example/"}
     refusals = [
         http.post(url, data={"csrf": token}, headers=forged, auth=stack.admin_auth, timeout=10),
@@ -104,12 +106,19 @@ def test_a_write_needs_the_same_origin_and_the_page_token(stack: Stack, http: re
     assert not _paused(http, stack, "ratelimit")
 
     done = http.post(
-        url, data={"csrf": token}, headers=_origin(stack), auth=stack.admin_auth, timeout=10, allow_redirects=False
+        url,
+        data={"csrf": token},
+        headers=_origin(stack),
+        auth=stack.admin_auth,
+        timeout=10,
+        allow_redirects=False,
     )
     try:
         assert done.status_code == 303, done.text
         assert _paused(http, stack, "ratelimit")
-        audit = http.get(f"{stack.gateway_url}/api/audit", auth=stack.admin_auth, timeout=10).json()["entries"]
+        audit = http.get(f"{stack.gateway_url}/api/audit", auth=stack.admin_auth, timeout=10).json()[
+            "entries"
+        ]
         mine = [e for e in audit if e["operation"] == f"dashboard POST {BOARD}/queues/ratelimit/pause"]
         assert [e["outcome"] for e in mine[:5]] == ["allowed", "denied", "denied", "denied", "denied"]
         assert mine[0]["principal"] == f"admin:{stack.admin_user}"
@@ -137,7 +146,9 @@ def test_read_only_mode_refuses_every_action_with_405_and_shows_none(
     pages = ["/", "/queues/analytics", "/queues/analytics?state=failed", f"/jobs/{job['id']}",
              f"/search?q={job['id']}", "/workers"]  # fmt: skip
     # A token the operator got before the switch does not help.
-    token = _token(http.get(f"{stack.gateway_url}{BOARD}/queues/analytics", auth=stack.admin_auth, timeout=10).text)
+    token = _token(
+        http.get(f"{stack.gateway_url}{BOARD}/queues/analytics", auth=stack.admin_auth, timeout=10).text
+    )
     with read_only(stack, http):
         for path in pages:
             page = http.get(f"{stack.gateway_url}{BOARD}{path}", auth=stack.admin_auth, timeout=10)

@@ -8,6 +8,7 @@ refresh brings within its poll interval. Screenshots go to test-artifacts/dashbo
 
 from __future__ import annotations
 
+import functools
 import shutil
 import time
 import uuid
@@ -71,8 +72,21 @@ def _submit(stack: Stack, task: str, payload: dict[str, object], job_id: str) ->
 
 
 def _job(stack: Stack, job_id: str) -> dict[str, object]:
-    answer = requests.get(f"{stack.gateway_url}/api/job/status", params={"id": job_id}, auth=stack.admin_auth, timeout=10)
+    answer = requests.get(
+        f"{stack.gateway_url}/api/job/status", params={"id": job_id}, auth=stack.admin_auth, timeout=10
+    )
     return dict(answer.json())
+
+
+def _attempts(stack: Stack, job_id: str) -> int:
+    """How many failed attempts the API reports for the job."""
+    errors = _job(stack, job_id).get("attemptErrors", [])
+    assert isinstance(errors, list)
+    return len(errors)
+
+
+def _attempted_twice(stack: Stack, job_id: str) -> bool:
+    return _attempts(stack, job_id) == 2
 
 
 def _shot(page: Page, name: str) -> Path:
@@ -85,7 +99,9 @@ def _shot(page: Page, name: str) -> Path:
 def test_log_in_and_see_the_queues_with_the_api_counts(page: Page, stack: Stack) -> None:
     response = page.goto(f"{BOARD}/")
     assert response is not None and response.status == 200
-    queues = requests.get(f"{stack.gateway_url}/api/queues", auth=stack.admin_auth, timeout=10).json()["queues"]
+    queues = requests.get(f"{stack.gateway_url}/api/queues", auth=stack.admin_auth, timeout=10).json()[
+        "queues"
+    ]
     assert {q["name"] for q in queues} == {"analytics", "bigquery", "ratelimit"}
     for queue in queues:
         row = page.locator(f'tr[data-queue="{queue["name"]}"]')
@@ -93,7 +109,9 @@ def test_log_in_and_see_the_queues_with_the_api_counts(page: Page, stack: Stack)
         for state in ("waiting", "delayed", "active", "completed", "failed"):
             # int64 counts are strings in proto JSON, left out when 0. The page refreshes itself: a count
             # that moved since the API read is caught up with within the wait.
-            expect(row.locator(f'td[data-count="{state}"]')).to_have_text(str(queue["counts"].get(state, "0")))
+            expect(row.locator(f'td[data-count="{state}"]')).to_have_text(
+                str(queue["counts"].get(state, "0"))
+            )
     expect(page.locator("svg.chart")).to_be_visible()
     _shot(page, "overview")
 
@@ -133,7 +151,7 @@ def test_retry_a_failed_job_from_the_ui_and_see_the_new_attempt(page: Page, stac
     expect(page.locator("#notice")).to_contain_text("retry done")
     # The retried job runs again, fails again: its second attempt shows up in the detail.
     expect(page.locator("#attempts li")).to_have_count(2, timeout=WAIT_MS)
-    assert len(_job(stack, job_id).get("attemptErrors", [])) == 2  # type: ignore[arg-type]
+    assert _attempts(stack, job_id) == 2
 
 
 def test_pause_and_resume_a_queue(page: Page, stack: Stack) -> None:
@@ -160,12 +178,12 @@ def test_bulk_retry_the_failed_jobs_matching_a_search(page: Page, stack: Stack) 
     page.locator("#bulk-matching-action").select_option("retry")
     page.get_by_role("button", name="Apply to all matching…").click()
     expect(page.locator("#dry-run-count")).to_have_text("3")  # the count first, nothing done yet
-    before = {i: len(_job(stack, i).get("attemptErrors", [])) for i in ids}  # type: ignore[arg-type]
+    before = {i: _attempts(stack, i) for i in ids}
     assert set(before.values()) == {1}, before
     page.locator("#confirm-bulk").click()
     expect(page.locator("#notice")).to_contain_text("retry: 3 of 3 jobs")
     for job_id in ids:  # each ran again and failed again: a second attempt
-        _until(page, lambda j=job_id: len(_job(stack, j).get("attemptErrors", [])) == 2, f"{job_id} run again")  # type: ignore[arg-type,misc]
+        _until(page, functools.partial(_attempted_twice, stack, job_id), f"{job_id} run again")
     # The overview after the run (jobs in it, the chart with bars) is the README's picture.
     page.goto(f"{BOARD}/")
     expect(page.locator('tr[data-queue="analytics"] td[data-count="failed"]')).not_to_have_text("0")
@@ -178,9 +196,11 @@ def test_without_credentials_the_dashboard_refuses(browser: Browser, stack: Stac
         anonymous = context.new_page()
         # The browser gets the login prompt (401 + WWW-Authenticate: Basic); headless, nobody answers it,
         # and the navigation ends there.
-        with anonymous.expect_response(lambda r: r.url.endswith(f"{BOARD}/")) as seen:
-            with pytest.raises(PlaywrightError, match="ERR_INVALID_AUTH_CREDENTIALS"):
-                anonymous.goto(f"{BOARD}/")
+        with (
+            anonymous.expect_response(lambda r: r.url.endswith(f"{BOARD}/")) as seen,
+            pytest.raises(PlaywrightError, match="ERR_INVALID_AUTH_CREDENTIALS"),
+        ):
+            anonymous.goto(f"{BOARD}/")
         assert seen.value.status == 401
         assert seen.value.headers["www-authenticate"].lower().startswith("basic")
         expect(anonymous.locator("tr[data-queue]")).to_have_count(0)

@@ -55,7 +55,9 @@ class Backend:
         try:
             return await method(request, metadata=operator.metadata, timeout=self._timeout)
         except grpc.aio.AioRpcError as error:
-            raise BackendError(_HTTP_STATUS.get(error.code(), 502), str(error.details() or "")[:500]) from None
+            raise BackendError(
+                _HTTP_STATUS.get(error.code(), 502), str(error.details() or "")[:500]
+            ) from None
 
     async def queues(self, operator: Operator) -> list[jobs_pb2.Queue]:
         response = await self.call(operator, self.jobs.ListQueues, jobs_pb2.ListQueuesRequest())
@@ -70,7 +72,7 @@ class Backend:
         operator: Operator,
         *,
         queue: str = "",
-        state: int = 0,
+        state: jobs_pb2.JobState.ValueType = jobs_pb2.JOB_STATE_UNSPECIFIED,
         search: str = "",
         page_size: int,
         page_token: str = "",

@@ -21,16 +21,16 @@ FINISHED = frozenset({"completed", "failed", "cancelled", "dead_lettered"})
 
 
 def state_name(value: int) -> str:
-    return jobs_pb2.JobState.Name(value).removeprefix(_PREFIX).lower()
+    return jobs_pb2.JobState.Name(value)  # type: ignore[arg-type]  # any int names a state or raises.removeprefix(_PREFIX).lower()
 
 
-def state_value(name: str) -> int:
+def state_value(name: str) -> jobs_pb2.JobState.ValueType:
     """A tab's state → the enum value; "" or "latest" → 0 (every state); unknown → ValueError."""
     if name in ("", "latest"):
-        return 0
+        return jobs_pb2.JOB_STATE_UNSPECIFIED
     if name not in STATES:
         raise ValueError(f"unknown state {name!r}; use one of: latest, {', '.join(STATES)}")
-    return int(jobs_pb2.JobState.Value(_PREFIX + name.upper()))
+    return jobs_pb2.JobState.Value(_PREFIX + name.upper())
 
 
 def is_set(stamp: Timestamp) -> bool:
@@ -90,7 +90,8 @@ def ms_when(milliseconds: int) -> str:
 
 
 def log_level(value: int) -> str:
-    return jobs_pb2.LogLevel.Name(value).removeprefix("LOG_LEVEL_").lower()
+    name = jobs_pb2.LogLevel.Name(value)  # type: ignore[arg-type]  # any int names a level or raises
+    return name.removeprefix("LOG_LEVEL_").lower()
 
 
 FILTERS = {

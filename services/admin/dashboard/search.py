@@ -104,7 +104,7 @@ async def _indexed(
 ) -> tuple[list[jobs_pb2.Job], bool] | None:
     base = jobs_pb2.JobFilter(queue=where.queue)
     if where.state:
-        base.states.append(state_value(where.state))  # type: ignore[arg-type]  # an int is a JobState
+        base.states.append(state_value(where.state))
     since, until = where.bounds()
     if since is not None:
         base.created_after.FromNanoseconds(int(since * 1e9))
@@ -134,7 +134,9 @@ async def _indexed(
             return None
         more = more or response.total > len(response.jobs) or response.total_is_lower_bound
         found.update((job.id, job) for job in response.jobs)
-    ordered = sorted(found.values(), key=lambda job: (job.created_at.seconds, job.created_at.nanos), reverse=True)
+    ordered = sorted(
+        found.values(), key=lambda job: (job.created_at.seconds, job.created_at.nanos), reverse=True
+    )
     return ordered[:limit], more or len(ordered) > limit
 
 

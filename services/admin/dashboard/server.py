@@ -16,7 +16,12 @@ logger = logging.getLogger(__name__)
 
 
 async def start(
-    dashboard: Dashboard, *, host: str, port: int, port_file: str | None, exit_stack: contextlib.AsyncExitStack
+    dashboard: Dashboard,
+    *,
+    host: str,
+    port: int,
+    port_file: str | None,
+    exit_stack: contextlib.AsyncExitStack,
 ) -> int:
     """Serves `dashboard` on host:port (0: a free port, written to `port_file`); → the port."""
     runner = web.AppRunner(dashboard.application(), access_log=None, handle_signals=False)
@@ -27,11 +32,12 @@ async def start(
         await site.start()
     except OSError as error:
         raise ConfigurationError(f"the dashboard cannot listen on {host}:{port} ({error.strerror})") from None
-    server = site._server  # noqa: SLF001 - aiohttp exposes the bound port only here
-    bound = int(server.sockets[0].getsockname()[1]) if server is not None and server.sockets else port
+    bound = port
+    for address in runner.addresses:  # (host, port, ...) of each bound socket
+        bound = int(address[1])
     if port_file:
         temporary = Path(port_file + ".tmp")
-        temporary.write_text(str(bound))
-        temporary.replace(port_file)
+        temporary.write_text(str(bound))  # noqa: ASYNC240 - once, at start
+        temporary.replace(port_file)  # noqa: ASYNC240 - once, at start
     logger.info("dashboard serving", extra={"port": bound, "path": "/api/bull-board/"})
     return bound

@@ -21,7 +21,10 @@ class DashboardSettings(BaseSettings):
     )
     page_size: int = Field(default=25, ge=5, le=200, description="Jobs per page of a list.")
     max_bulk_jobs: int = Field(
-        default=1000, ge=1, le=10_000, description="Most jobs one bulk action touches (the rest: run it again)."
+        default=1000,
+        ge=1,
+        le=10_000,
+        description="Most jobs one bulk action touches (the rest: run it again).",
     )
     call_timeout_seconds: float = Field(
         default=5.0, gt=0, le=30, description="Deadline of each gRPC call the dashboard makes."

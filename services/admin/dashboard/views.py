@@ -177,8 +177,8 @@ class Dashboard:
                 "path": request.path,
                 "live_template": answer.live,
             }
-            live = request.headers.get(LIVE_HEADER) and answer.live
-            html = self._templates.get_template(answer.live if live else answer.template).render(context)
+            template = answer.live if answer.live and request.headers.get(LIVE_HEADER) else answer.template
+            html = self._templates.get_template(template).render(context)
             return web.Response(text=html, content_type="text/html", headers=_NO_STORE)
 
         return serve
@@ -313,7 +313,8 @@ class Dashboard:
         except ValueError as error:
             raise Refusal(400, str(error)) from None
         searched = bool(where.fields())
-        jobs, partial = ([], False)
+        jobs: list[jobs_pb2.Job] = []
+        partial = False
         if searched:
             jobs, partial = await find(
                 self._backend, operator, where, limit=100, scan_limit=self._settings.max_bulk_jobs * 2
@@ -331,7 +332,8 @@ class Dashboard:
         served = {name for worker in workers for name in worker.queues}
         return Page(
             "workers.html",
-            {"workers": workers, "queues": queues, "unserved": [q.name for q in queues if q.name not in served]},
+            {"workers": workers, "queues": queues,
+             "unserved": [q.name for q in queues if q.name not in served]},
             live="workers_live.html",
         )  # fmt: skip
 
@@ -360,7 +362,9 @@ class Dashboard:
 
     async def pause(self, request: web.Request, operator: Operator) -> web.StreamResponse:
         name = request.match_info["name"]
-        await self._backend.call(operator, self._backend.jobs.PauseQueue, jobs_pb2.PauseQueueRequest(name=name))
+        await self._backend.call(
+            operator, self._backend.jobs.PauseQueue, jobs_pb2.PauseQueueRequest(name=name)
+        )
         return _back(request, f"queue {name} paused")
 
     async def resume(self, request: web.Request, operator: Operator) -> web.StreamResponse:
@@ -380,7 +384,9 @@ class Dashboard:
         except ValueError as error:
             raise Refusal(400, f"{error}; older_than_seconds is a whole number of seconds") from None
         if state not in presentation.FINISHED or not 0 <= older <= 10 * 365 * 86400:
-            raise Refusal(400, "clean a finished state (completed, failed, cancelled, dead_lettered), age ≥ 0")
+            raise Refusal(
+                400, "clean a finished state (completed, failed, cancelled, dead_lettered), age ≥ 0"
+            )
         response = await self._backend.call(
             operator,
             self._backend.jobs.CleanQueue,
@@ -453,7 +459,8 @@ class Dashboard:
             )  # fmt: skip
         done = await self._apply(action, ids, operator)
         return web.HTTPSeeOther(
-            f"{PREFIX}/search?" + urlencode({**where.fields(), "notice": f"{action}: {done} of {len(ids)} jobs"})
+            f"{PREFIX}/search?"
+            + urlencode({**where.fields(), "notice": f"{action}: {done} of {len(ids)} jobs"})
         )
 
     async def _ids(self, operator: Operator, where: JobFilter) -> list[str]:
@@ -476,14 +483,18 @@ class Dashboard:
             done += response.affected
         return done
 
-    async def _apply_one_by_one(self, action: str, ids: list[str], operator: Operator, *, dry_run: bool) -> int:
+    async def _apply_one_by_one(
+        self, action: str, ids: list[str], operator: Operator, *, dry_run: bool
+    ) -> int:
         if dry_run:
             return len(ids)
         method, request_type = _SINGLE[action]
         done = 0
         for job_id in ids:
             try:
-                await self._backend.call(operator, getattr(self._backend.jobs, method), request_type(id=job_id))
+                await self._backend.call(
+                    operator, getattr(self._backend.jobs, method), request_type(id=job_id)
+                )
             except BackendError as error:
                 if error.status in (400, 404, 409):  # not in a state the action applies to, or gone
                     continue
@@ -494,7 +505,7 @@ class Dashboard:
     async def _apply_filter(self, action: str, queue: str, state: str, operator: Operator) -> int:
         """`action` on every job of `queue` in `state`: BulkJobAction by filter, called again while it
         says more remain (bounded); the jobs' ids where the jobs service has no BulkJobAction yet."""
-        where = jobs_pb2.JobFilter(queue=queue, states=[presentation.state_value(state)])  # type: ignore[list-item]
+        where = jobs_pb2.JobFilter(queue=queue, states=[presentation.state_value(state)])
         done = 0
         for _ in range(max(self._settings.max_bulk_jobs // _BULK_IDS_PER_CALL, 1) + 1):
             response = await self._backend.bulk(
@@ -572,10 +583,9 @@ def _back(request: web.Request, notice: str) -> web.HTTPSeeOther:
 
 def _notice_of(answer: object) -> str:
     if isinstance(answer, web.HTTPSeeOther):
-        return answer.location.split("notice=", 1)[-1][:300]
+        return str(answer.location).split("notice=", 1)[-1][:300]
     return "asked for confirmation"
 
 
 async def _to_dashboard(request: web.Request) -> web.StreamResponse:
     raise web.HTTPMovedPermanently(PREFIX + "/")
-
