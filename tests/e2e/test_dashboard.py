@@ -170,3 +170,39 @@ def test_read_only_mode_refuses_every_action_with_405_and_shows_none(
     # Out of read-only mode the same pages offer the actions again.
     page = http.get(f"{stack.gateway_url}{BOARD}/queues/analytics", auth=stack.admin_auth, timeout=10)
     assert 'method="post"' in page.text
+
+
+def test_the_read_only_pages_show_what_the_apis_say(stack: Stack, http: requests.Session) -> None:
+    def page(path: str) -> str:
+        answer = http.get(f"{stack.gateway_url}{BOARD}{path}", auth=stack.admin_auth, timeout=10)
+        assert answer.status_code == 200, (path, answer.text[:300])
+        return answer.text
+
+    api = f"{stack.gateway_url}/api"
+    workers = http.get(f"{api}/workers", auth=stack.admin_auth, timeout=10).json()["workers"]
+    assert workers and all(w["id"] in page("/workers") for w in workers)
+    rules = http.get(f"{api}/rate-limits", auth=stack.admin_auth, timeout=10).json()["rules"]
+    limits = page("/rate-limits")
+    assert rules and all(r["name"] in limits for r in rules)
+    usage = page(f"/rate-limits?rule={rules[0]['name']}&key=dashboard-test")
+    assert "Remaining" in usage
+    assert "dashboard_read_only" in page("/settings")
+    assert "<table" in page("/audit")
+    assert 'method="post"' not in page("/settings") + page("/rate-limits") + page("/audit")
+
+
+def test_a_bad_filter_or_an_unknown_job_says_what_to_do(stack: Stack, http: requests.Session) -> None:
+    bad = http.get(
+        f"{stack.gateway_url}{BOARD}/queues/analytics?state=sleeping", auth=stack.admin_auth, timeout=10
+    )
+    assert bad.status_code == 400 and "unknown state" in bad.text
+    since = http.get(
+        f"{stack.gateway_url}{BOARD}/search?q=x&since=yesterday", auth=stack.admin_auth, timeout=10
+    )
+    assert since.status_code == 400 and "since must be a date" in since.text
+    missing = http.get(
+        f"{stack.gateway_url}{BOARD}/jobs/no-such-job-{uuid.uuid4().hex}", auth=stack.admin_auth, timeout=10
+    )
+    assert missing.status_code == 404
+    queue = http.get(f"{stack.gateway_url}{BOARD}/queues/nope", auth=stack.admin_auth, timeout=10)
+    assert queue.status_code == 404 and "overview" in queue.text

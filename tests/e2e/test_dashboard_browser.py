@@ -115,6 +115,20 @@ def test_log_in_and_see_the_queues_with_the_api_counts(page: Page, stack: Stack)
     expect(page.locator("svg.chart")).to_be_visible()
     _shot(page, "overview")
 
+    # Live: a job submitted now shows in the counts without a reload (the page re-reads them every 2 s).
+    page.evaluate("window.notReloaded = true")
+    delayed = next(q for q in queues if q["name"] == "ratelimit")["counts"].get("delayed", "0")
+    answer = requests.post(
+        f"{stack.gateway_url}/api/job",
+        json={"queue": "ratelimit", "task": "diagnostics.echo", "payload": {}, "delayMs": 600_000},
+        auth=stack.admin_auth,
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    cell = page.locator('tr[data-queue="ratelimit"] td[data-count="delayed"]')
+    expect(cell).to_have_text(str(int(delayed) + 1), timeout=5_000)
+    assert page.evaluate("window.notReloaded") is True
+
 
 def test_search_by_id_and_by_payload_word_then_open_the_job(page: Page, stack: Stack) -> None:
     word = f"zebra{uuid.uuid4().hex[:8]}"

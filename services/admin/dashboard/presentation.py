@@ -21,7 +21,8 @@ FINISHED = frozenset({"completed", "failed", "cancelled", "dead_lettered"})
 
 
 def state_name(value: int) -> str:
-    return jobs_pb2.JobState.Name(value)  # type: ignore[arg-type]  # any int names a state or raises.removeprefix(_PREFIX).lower()
+    name = jobs_pb2.JobState.Name(value)  # type: ignore[arg-type]  # any int names a state or raises
+    return name.removeprefix(_PREFIX).lower()
 
 
 def state_value(name: str) -> jobs_pb2.JobState.ValueType:
