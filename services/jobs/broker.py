@@ -375,6 +375,7 @@ class SwitchboardBroker(AsyncBroker):
             attempt=claimed.attempts + 1,
             deliveries=claimed.deliveries,
             report_progress=partial(self.store.set_progress, claimed),
+            write_log=partial(self.store.write_log, claimed),
         )
         self._backend.in_flight[claimed.id] = InFlight(claimed.queue, context, claimed)
         metrics.observe_started(claimed.queue, (claimed.started_at_ms - claimed.ready_at_ms) / 1000)

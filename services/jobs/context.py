@@ -1,4 +1,4 @@
-"""What a running task knows of its job: its id, attempt, progress reporting and cancellation.
+"""What a running task knows of its job: its id, attempt, progress, log lines and cancellation.
 
 A task asks for it with taskiq's dependency injection:
 `async def my_task(..., job: JobContext = TaskiqDepends(current_job))`.
@@ -13,6 +13,8 @@ from typing import Any
 from taskiq import Context, TaskiqDepends
 
 from services.runtime.errors import JobError
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 class JobCancelledError(JobError):
@@ -31,6 +33,7 @@ class JobContext:
         attempt: int,
         deliveries: int,
         report_progress: Callable[[Any], Awaitable[bool]],
+        write_log: Callable[[str, str], Awaitable[bool]] | None = None,
     ) -> None:
         self.job_id = job_id
         self.queue = queue
@@ -38,10 +41,21 @@ class JobContext:
         self.deliveries = deliveries
         self.cancelled = asyncio.Event()
         self._report_progress = report_progress
+        self._write_log = write_log
 
     async def set_progress(self, progress: Any) -> None:
         """Records progress (a number 0-100 or a JSON object); GetJobStatus shows it."""
         await self._report_progress(progress)
+
+    async def log(self, message: str, level: str = "info") -> bool:
+        """Adds a line to the job's log (GetJobLogs, the dashboard's job page). `level`: debug, info,
+        warning or error. Lines are kept up to JOB_LOG_MAX_LINES per job, each cut to
+        JOB_LOG_MAX_LINE_CHARS; → False once a line was not kept (past the cap)."""
+        if level not in LOG_LEVELS:
+            raise ValueError(f"unknown log level {level!r}; use one of {', '.join(LOG_LEVELS)}")
+        if self._write_log is None:
+            return False
+        return await self._write_log(level, str(message))
 
     def raise_if_cancelled(self) -> None:
         if self.cancelled.is_set():

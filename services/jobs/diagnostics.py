@@ -1,8 +1,8 @@
 """Diagnostic tasks, on every queue when enabled: for tests, benchmarks and smoke checks through the API.
 
 `diagnostics.echo` returns its payload; `diagnostics.sleep` sleeps `ms`, reporting progress, and stops
-when cancelled; `diagnostics.fail` fails (retryable or not, or rate limited); `diagnostics.crash` kills
-its own worker process (a chaos check of crash recovery and dead-lettering).
+when cancelled; `diagnostics.fail` logs a line and fails (retryable or not, or rate limited);
+`diagnostics.crash` kills its own worker process (a chaos check of crash recovery and dead-lettering).
 """
 
 from __future__ import annotations
@@ -34,9 +34,14 @@ async def sleep(ms: int = 1000, job: JobContext = TaskiqDepends(current_job)) ->
 
 
 async def fail(
-    retryable: bool = True, message: str = "diagnostics.fail was asked to fail", retry_after_ms: int = 0
+    retryable: bool = True,
+    message: str = "diagnostics.fail was asked to fail",
+    retry_after_ms: int = 0,
+    job: JobContext = TaskiqDepends(current_job),
 ) -> None:
-    """Fails; with `retry_after_ms` as an upstream's 429 would (the queue holds that long)."""
+    """Fails, writing a log line first; with `retry_after_ms` as an upstream's 429 would (the queue holds
+    that long)."""
+    await job.log(f"attempt {job.attempt} is about to fail: {message}", "warning")
     if retry_after_ms > 0:
         raise RateLimitedError(message, retry_after_seconds=retry_after_ms / 1000)
     if retryable:

@@ -49,6 +49,24 @@ class QueueKeys:
     def operation(self, token: str) -> str:
         return f"{self.base}op:{token}"
 
+    def logs(self, job_id: str) -> str:
+        return f"{self.base}logs:{job_id}"
+
+    def timeline(self, job_id: str) -> str:
+        return f"{self.base}timeline:{job_id}"
+
+    def task_index(self, task: str) -> str:
+        """Jobs of one task by creation time (the search index)."""
+        return f"{self.base}ix:task:{task}"
+
+    def word_index(self, kind: str, word: str) -> str:
+        """Jobs filed under a word of their `payload` or their last `error`, by creation time."""
+        return f"{self.base}ix:{kind}:{word}"
+
+    def minute(self, minute_ms: int) -> str:
+        """The metrics history of the minute starting at `minute_ms`."""
+        return f"{self.base}m:{minute_ms}"
+
     def named(self, name: str) -> str:
         """One of the queue's fixed keys: wait, delayed, active, all, seq, marker, paused, hold, throttle."""
         return f"{self.base}{name}"

@@ -34,6 +34,8 @@ class AttemptError:
     attempt: int = 0
     occurred_at_ms: int | None = None
     started_at_ms: int | None = None
+    worker: str = ""
+    """The worker the attempt ran on."""
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> AttemptError:
@@ -46,6 +48,7 @@ class AttemptError:
             attempt=int(data.get("attempt", 0)),
             occurred_at_ms=_int_or_none(data.get("occurred_at")),
             started_at_ms=_int_or_none(data.get("started_at")),
+            worker=str(data.get("worker") or ""),
         )
 
 
@@ -73,6 +76,42 @@ class Job:
     worker: str = ""
     version: int = 0
     """Transitions the job went through: of two answers about one job, the larger version is newer."""
+    transitions: tuple[Transition, ...] = field(default_factory=tuple)
+    """The states it entered, oldest first (the last 100)."""
+    last_worker: str = ""
+    """The worker that last took the job; kept after it finished."""
+
+
+@dataclass(frozen=True)
+class Transition:
+    state: JobState
+    at_ms: int
+    worker: str = ""
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """Which jobs a search or a bulk action applies to; every part given must match."""
+
+    queues: tuple[str, ...]
+    states: frozenset[JobState] = frozenset()
+    """Any of these; empty for any state."""
+    job_id: str = ""
+    task: str = ""
+    payload_words: tuple[str, ...] = ()
+    error_words: tuple[str, ...] = ()
+    created_after_ms: int | None = None
+    """Inclusive."""
+    created_before_ms: int | None = None
+    """Exclusive."""
+
+
+@dataclass(frozen=True)
+class LogLine:
+    at_ms: int
+    level: str
+    message: str
+    attempt: int
 
 
 def _int_or_none(value: object) -> int | None:

@@ -24,7 +24,14 @@ WORKERS_REFRESH_SECONDS = 1.0
 
 
 async def build(settings: JobsSettings, context: ServiceContext) -> Sequence[ServiceBinding]:
-    store = JobStore(context.redis, context.redis_mux, prefix=settings.jobs_key_prefix)
+    store = JobStore(
+        context.redis,
+        context.redis_mux,
+        prefix=settings.jobs_key_prefix,
+        max_words_per_job=settings.search_max_words_per_job,
+        log_max_lines=settings.job_log_max_lines,
+        log_max_line_chars=settings.job_log_max_line_chars,
+    )
     # The service never runs tasks; the broker here only knows which tasks each queue accepts.
     catalog = SwitchboardBroker(
         store, PolicyBook(), queues=QUEUE_NAMES, max_payload_bytes=settings.max_payload_bytes
@@ -52,6 +59,7 @@ async def build(settings: JobsSettings, context: ServiceContext) -> Sequence[Ser
         tasks_for=catalog.tasks_for,
         workers=workers,
         max_payload_bytes=settings.max_payload_bytes,
+        bulk_max_jobs=settings.bulk_max_jobs_per_call,
     )
     return [
         ServiceBinding.of(

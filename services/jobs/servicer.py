@@ -7,8 +7,9 @@ from typing import Any
 import grpc
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
-from services.jobs.manager import JobManager, QueueInfo, SubmitRequest
-from services.jobs.model import AttemptError, Job, JobState
+from services.jobs.manager import BulkAction, BulkOutcome, JobManager, QueueInfo, SearchText, SubmitRequest
+from services.jobs.model import AttemptError, Job, JobState, LogLine
+from services.jobs.queue_history import MinuteMetrics
 from services.jobs.registry import WorkerRecord
 from services.queue_policy.wire import policy_to_proto
 from switchboard.jobs.v1 import jobs_pb2, jobs_pb2_grpc
@@ -23,6 +24,18 @@ _STATE_TO_PROTO = {
     JobState.DEAD_LETTERED: jobs_pb2.JOB_STATE_DEAD_LETTERED,
 }
 _STATE_FROM_PROTO = {value: key for key, value in _STATE_TO_PROTO.items()}
+_ACTION_FROM_PROTO = {
+    jobs_pb2.BULK_ACTION_RETRY: BulkAction.RETRY,
+    jobs_pb2.BULK_ACTION_CANCEL: BulkAction.CANCEL,
+    jobs_pb2.BULK_ACTION_REMOVE: BulkAction.REMOVE,
+    jobs_pb2.BULK_ACTION_PROMOTE: BulkAction.PROMOTE,
+}
+_LEVEL_TO_PROTO = {
+    "debug": jobs_pb2.LOG_LEVEL_DEBUG,
+    "info": jobs_pb2.LOG_LEVEL_INFO,
+    "warning": jobs_pb2.LOG_LEVEL_WARNING,
+    "error": jobs_pb2.LOG_LEVEL_ERROR,
+}
 
 
 class JobsServicer(jobs_pb2_grpc.JobsServiceServicer):
@@ -114,6 +127,117 @@ class JobsServicer(jobs_pb2_grpc.JobsServiceServicer):
         workers = await self._jobs.list_workers(queue=request.queue)
         return jobs_pb2.ListWorkersResponse(workers=[_worker_to_proto(worker) for worker in workers])
 
+    async def RemoveJob(
+        self, request: jobs_pb2.RemoveJobRequest, context: grpc.aio.ServicerContext
+    ) -> jobs_pb2.RemoveJobResponse:
+        state = await self._jobs.remove(request.id)
+        return jobs_pb2.RemoveJobResponse(id=request.id, state=_STATE_TO_PROTO[state])
+
+    async def PromoteJob(
+        self, request: jobs_pb2.PromoteJobRequest, context: grpc.aio.ServicerContext
+    ) -> jobs_pb2.Job:
+        return job_to_proto(await self._jobs.promote(request.id))
+
+    async def DuplicateJob(
+        self, request: jobs_pb2.DuplicateJobRequest, context: grpc.aio.ServicerContext
+    ) -> jobs_pb2.Job:
+        return job_to_proto(await self._jobs.duplicate(request.id))
+
+    async def BulkJobAction(
+        self, request: jobs_pb2.BulkJobActionRequest, context: grpc.aio.ServicerContext
+    ) -> jobs_pb2.BulkJobActionResponse:
+        outcome = await self._jobs.bulk(
+            _ACTION_FROM_PROTO.get(request.action),
+            ids=list(request.ids),
+            text=_search_text(request.filter) if request.HasField("filter") else None,
+            dry_run=request.dry_run,
+        )
+        return _bulk_to_proto(outcome)
+
+    async def SearchJobs(
+        self, request: jobs_pb2.SearchJobsRequest, context: grpc.aio.ServicerContext
+    ) -> jobs_pb2.SearchJobsResponse:
+        jobs, token, total = await self._jobs.search(
+            _search_text(request.filter), page_size=request.page_size, page_token=request.page_token
+        )
+        return jobs_pb2.SearchJobsResponse(
+            jobs=[job_to_proto(job) for job in jobs], next_page_token=token, total=total
+        )
+
+    async def GetQueueMetrics(
+        self, request: jobs_pb2.GetQueueMetricsRequest, context: grpc.aio.ServicerContext
+    ) -> jobs_pb2.GetQueueMetricsResponse:
+        minutes = await self._jobs.queue_metrics(
+            request.name,
+            request.start_time.ToMilliseconds() if request.HasField("start_time") else None,
+            request.end_time.ToMilliseconds() if request.HasField("end_time") else None,
+        )
+        return jobs_pb2.GetQueueMetricsResponse(
+            name=request.name, minutes=[_minute_to_proto(minute) for minute in minutes]
+        )
+
+    async def GetJobLogs(
+        self, request: jobs_pb2.GetJobLogsRequest, context: grpc.aio.ServicerContext
+    ) -> jobs_pb2.GetJobLogsResponse:
+        lines, token, dropped = await self._jobs.job_logs(
+            request.id, page_size=request.page_size, page_token=request.page_token
+        )
+        return jobs_pb2.GetJobLogsResponse(
+            lines=[_log_line_to_proto(line) for line in lines], next_page_token=token, dropped=dropped
+        )
+
+
+def _search_text(message: jobs_pb2.JobFilter) -> SearchText:
+    return SearchText(
+        queue=message.queue,
+        states=frozenset(_STATE_FROM_PROTO[state] for state in message.states if state in _STATE_FROM_PROTO),
+        job_id=message.job_id,
+        task=message.task,
+        payload_text=message.payload_text,
+        error_text=message.error_text,
+        created_after_ms=message.created_after.ToMilliseconds()
+        if message.HasField("created_after")
+        else None,
+        created_before_ms=(
+            message.created_before.ToMilliseconds() if message.HasField("created_before") else None
+        ),
+    )
+
+
+def _bulk_to_proto(outcome: BulkOutcome) -> jobs_pb2.BulkJobActionResponse:
+    return jobs_pb2.BulkJobActionResponse(
+        affected=outcome.affected,
+        skipped=outcome.skipped,
+        failures=[
+            jobs_pb2.BulkJobFailure(id=failure.id, reason=failure.reason, message=failure.message)
+            for failure in outcome.failures
+        ],
+        more_remain=outcome.more_remain,
+        dry_run=outcome.dry_run,
+    )
+
+
+def _minute_to_proto(minute: MinuteMetrics) -> jobs_pb2.QueueMetricsMinute:
+    return jobs_pb2.QueueMetricsMinute(
+        time=_timestamp(minute.minute_ms),
+        completed=minute.completed,
+        failed=minute.failed,
+        started=minute.started,
+        wait_p50_ms=minute.wait_p50_ms,
+        wait_p95_ms=minute.wait_p95_ms,
+        run_p50_ms=minute.run_p50_ms,
+        run_p95_ms=minute.run_p95_ms,
+    )
+
+
+def _log_line_to_proto(line: LogLine) -> jobs_pb2.JobLogLine:
+    return jobs_pb2.JobLogLine(
+        time=_timestamp(line.at_ms),
+        level=_LEVEL_TO_PROTO.get(line.level, jobs_pb2.LOG_LEVEL_UNSPECIFIED),
+        message=line.message,
+        attempt=line.attempt,
+    )
+
 
 def job_to_proto(job: Job) -> jobs_pb2.Job:
     message = jobs_pb2.Job(
@@ -129,6 +253,15 @@ def job_to_proto(job: Job) -> jobs_pb2.Job:
         worker=job.worker,
         version=job.version,
         attempt_errors=[_error_to_proto(error) for error in job.attempt_errors],
+        transitions=[
+            jobs_pb2.JobTransition(
+                state=_STATE_TO_PROTO[transition.state],
+                time=_timestamp(transition.at_ms),
+                worker=transition.worker,
+            )
+            for transition in job.transitions
+        ],
+        last_worker=job.last_worker,
     )
     message.payload.update(job.payload)
     if job.progress is not None:
@@ -153,6 +286,7 @@ def _error_to_proto(error: AttemptError) -> jobs_pb2.JobError:
         retryable=error.retryable,
         traceback=error.traceback,
         attempt=error.attempt,
+        worker=error.worker,
     )
     if error.occurred_at_ms is not None:
         message.occurred_at.CopyFrom(_timestamp(error.occurred_at_ms))

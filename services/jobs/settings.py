@@ -25,6 +25,16 @@ class JobsSettings(ServiceSettings):
     queue_depth_interval_seconds: float = Field(
         default=5.0, gt=0, le=300, description="How often the service reads queue depths into /metrics."
     )
+    bulk_max_jobs_per_call: int = Field(
+        default=10_000, ge=1, le=100_000, description="Jobs one BulkJobAction by filter acts on at most."
+    )
+    search_max_words_per_job: int = Field(
+        default=64, ge=1, le=256, description="Distinct payload (and error) words a job is indexed under."
+    )
+    job_log_max_lines: int = Field(default=1000, ge=1, le=100_000, description="ctx.log lines kept per job.")
+    job_log_max_line_chars: int = Field(
+        default=2000, ge=1, le=64 * 1024, description="A ctx.log line is cut to this many characters."
+    )
 
 
 class WorkerSettings(JobsSettings):

@@ -20,8 +20,9 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from services.jobs.keys import QueueKeys
-from services.jobs.model import AttemptError, Job, JobState
+from services.jobs.model import AttemptError, Job, JobFilter, JobState, LogLine, Transition
 from services.jobs.queues import QUEUE_NAMES
+from services.jobs.search_index import DEFAULT_MAX_WORDS_PER_JOB, error_words, payload_words
 from services.limit_algorithms import Throttle, lua_functions
 from services.runtime.errors import (
     ConflictError,
@@ -78,11 +79,22 @@ class JobStore:
     connection, reads and the rest over its redis-py client."""
 
     def __init__(
-        self, redis: Redis, scripts: RedisMux, *, prefix: str = "sb", queues: Sequence[str] = QUEUE_NAMES
+        self,
+        redis: Redis,
+        scripts: RedisMux,
+        *,
+        prefix: str = "sb",
+        queues: Sequence[str] = QUEUE_NAMES,
+        max_words_per_job: int = DEFAULT_MAX_WORDS_PER_JOB,
+        log_max_lines: int = 1000,
+        log_max_line_chars: int = 2000,
     ) -> None:
         self.redis = redis
         self.prefix = prefix
         self.queues = tuple(queues)
+        self.max_words_per_job = max_words_per_job
+        self.log_max_lines = log_max_lines
+        self.log_max_line_chars = log_max_line_chars
         self._mux = scripts
         self._scripts: dict[str, MuxScript] = {}
 
@@ -127,6 +139,7 @@ class JobStore:
             "submit",
             [keys.base, keys.job(job_id)],
             job_id, queue, task, json.dumps(payload), message, priority, max_attempts, delay_ms,
+            " ".join(payload_words(payload, limit=self.max_words_per_job)),
         )  # fmt: skip
         if reply[0] == 0:
             existing_task = _text(reply[1])
@@ -187,10 +200,11 @@ class JobStore:
             for queue in self.queues:
                 pipe.hgetall(self.keys(queue).job(job_id))
                 pipe.lrange(self.keys(queue).errors(job_id), 0, -1)
+                pipe.lrange(self.keys(queue).timeline(job_id), 0, -1)
             replies = await pipe.execute()
-        for index in range(0, len(replies), 2):
+        for index in range(0, len(replies), 3):
             if replies[index]:
-                return _job_from_hash(replies[index], replies[index + 1])
+                return _job_from_hash(replies[index], replies[index + 1], replies[index + 2])
         raise _not_found(job_id)
 
     async def counts(self, queue: str) -> dict[JobState, int]:
@@ -364,9 +378,10 @@ class JobStore:
                 {"type": error.type, "message": error.message, "retryable": error.retryable,
                  "traceback": error.traceback}
             )  # fmt: skip
+            words = error_words(error.type, error.message, limit=self.max_words_per_job)
             reply = await self._run(
                 "finish", script_keys, *lease, 0, "", encoded, int(error.retryable), retry_delay_ms,
-                KEEP_ATTEMPT_ERRORS,
+                KEEP_ATTEMPT_ERRORS, 0, " ".join(words),
             )  # fmt: skip
         if _text(reply[0]) == "stale":
             return Finished(state=None)
@@ -419,22 +434,48 @@ class JobStore:
 
     # --- operators --------------------------------------------------------------------------------
 
-    async def cancel(self, job_id: str) -> Job:
+    async def cancel(self, job_id: str, *, queue: str = "") -> Job:
+        """`queue`: where the job is, when the caller knows (else it is looked up)."""
         return await self._operate(
             "cancel", job_id, "JOB_ALREADY_FINISHED", "is already {state} and cannot be cancelled",
-            self.cancel_channel,
+            self.cancel_channel, queue=queue,
         )  # fmt: skip
 
-    async def retry(self, job_id: str) -> Job:
+    async def retry(self, job_id: str, *, queue: str = "") -> Job:
         return await self._operate(
             "retry", job_id, "JOB_NOT_RETRYABLE",
-            "is {state}; only FAILED, CANCELLED or DEAD_LETTERED jobs can be retried",
+            "is {state}; only FAILED, CANCELLED or DEAD_LETTERED jobs can be retried", queue=queue,
         )  # fmt: skip
 
-    async def _operate(self, script: str, job_id: str, reason: str, refusal: str, *extra: str) -> Job:
+    async def promote(self, job_id: str, *, queue: str = "") -> Job:
+        return await self._operate(
+            "promote",
+            job_id,
+            "JOB_NOT_DELAYED",
+            "is {state}; only a DELAYED job can be promoted",
+            queue=queue,
+        )
+
+    async def remove(self, job_id: str, *, queue: str = "") -> JobState:
+        """Removes a job that is not active, with everything filed under it; → the state it was in."""
+        reply = await self._operate_raw(
+            "remove_job", job_id, "JOB_ACTIVE", "is {state}; cancel it first, then remove it", queue=queue
+        )
+        return JobState(_text(reply[1]))
+
+    async def _operate(
+        self, script: str, job_id: str, reason: str, refusal: str, *extra: str, queue: str = ""
+    ) -> Job:
         """Runs an operator's script; → the job as the transition left it, or the error that says why it
         can't be done. The answer is the script's own snapshot, never a read after it."""
-        keys = self.keys(await self._located(job_id))
+        reply = await self._operate_raw(script, job_id, reason, refusal, *extra, queue=queue)
+        fields, errors = reply[1]
+        return _job_from_hash(dict(zip(fields[::2], fields[1::2], strict=True)), errors)
+
+    async def _operate_raw(
+        self, script: str, job_id: str, reason: str, refusal: str, *extra: str, queue: str = ""
+    ) -> Any:
+        keys = self.keys(queue or await self._located(job_id))
         token = uuid.uuid4().hex
         script_keys = [keys.base, keys.job(job_id), keys.errors(job_id), keys.operation(token)]
         reply = await self._run(script, script_keys, job_id, *extra)
@@ -448,8 +489,112 @@ class JobStore:
                 reason=reason,
                 metadata={"job_id": job_id, "state": state},
             )
-        fields, errors = reply[1]
-        return _job_from_hash(dict(zip(fields[::2], fields[1::2], strict=True)), errors)
+        return reply
+
+    # --- search -----------------------------------------------------------------------------------
+
+    async def search(
+        self, query: JobFilter, *, page_size: int, page_token: str = ""
+    ) -> tuple[list[Job], str, int]:
+        """Jobs matching `query`, newest created first; → (jobs, next page token or "", total matching).
+
+        Per queue one script intersects the index zsets (task, words) with the state indexes, all in the
+        queue's slot; the queues' pages are merged here. The total is exact.
+        """
+        cursor = _decode_token(page_token)
+        if query.job_id:
+            return await self._search_by_id(query)
+        low = "-inf" if query.created_after_ms is None else str(query.created_after_ms)
+        high = "+inf" if query.created_before_ms is None else f"({query.created_before_ms}"
+        states = sorted(query.states)
+        replies = await asyncio.gather(
+            *(
+                self._search_queue(
+                    queue, query, states=states, low=low, high=high, cursor=cursor, limit=page_size + 1
+                )
+                for queue in query.queues
+            )
+        )
+        total = sum(count for count, _ in replies)
+        entries = sorted(
+            ((score, job_id, queue) for queue, (_, found) in zip(query.queues, replies, strict=True)
+             for job_id, score in found),
+            reverse=True,
+        )  # fmt: skip
+        page = entries[:page_size]
+        token = _encode_token((page[-1][0], page[-1][1])) if len(entries) > page_size else ""
+        jobs = await self._get_located([(queue, job_id) for _, job_id, queue in page])
+        return [job for job in jobs if job is not None], token, total
+
+    async def _search_queue(
+        self,
+        queue: str,
+        query: JobFilter,
+        *,
+        states: Sequence[JobState],
+        low: str,
+        high: str,
+        cursor: tuple[float, str] | None,
+        limit: int,
+    ) -> tuple[int, list[tuple[str, float]]]:
+        keys = self.keys(queue)
+        must = [keys.task_index(query.task)] if query.task else []
+        must += [keys.word_index("payload", word) for word in query.payload_words]
+        must += [keys.word_index("error", word) for word in query.error_words]
+        state_keys = [keys.state_index(state.value) for state in states]
+        script_keys = [keys.base, keys.named("scratch"), keys.named("scratch:states"), *must, *state_keys]
+        cursor_args: list[str | int] = ["", ""] if cursor is None else [repr(cursor[0]), cursor[1]]
+        count, flat = await self._run(
+            "search", script_keys, len(must), len(state_keys), low, high, *cursor_args, limit
+        )
+        return int(count), [(_text(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+    async def _search_by_id(self, query: JobFilter) -> tuple[list[Job], str, int]:
+        """An exact id: at most one job, checked against the rest of the filter."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue in query.queues:
+                pipe.hgetall(self.keys(queue).job(query.job_id))
+            hashes = await pipe.execute()
+        for raw in hashes:
+            if raw and _hash_matches({_text(k): _text(v) for k, v in raw.items()}, query):
+                return [_job_from_hash(raw, [])], "", 1
+        return [], "", 0
+
+    async def _get_located(self, located: Sequence[tuple[str, str]]) -> list[Job | None]:
+        if not located:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue, job_id in located:
+                pipe.hgetall(self.keys(queue).job(job_id))
+            hashes = await pipe.execute()
+        return [_job_from_hash(raw, []) if raw else None for raw in hashes]
+
+    # --- logs -------------------------------------------------------------------------------------
+
+    async def write_log(self, job: ClaimedJob, level: str, message: str) -> bool:
+        """Appends a line of the running job's log (cut to the line cap); → False when it is not kept
+        (past the job's line cap, or the job is no longer this lease's)."""
+        keys = self.keys(job.queue)
+        reply = await self._run(
+            "log", [keys.base, keys.job(job.id), keys.logs(job.id)], job.lease_token, self.log_max_lines,
+            level, message[: self.log_max_line_chars],
+        )  # fmt: skip
+        return int(reply) == 1
+
+    async def logs(self, job_id: str, *, offset: int, count: int) -> tuple[list[LogLine], int, int]:
+        """Up to `count` log lines from `offset`, oldest first; → (lines, lines kept, lines dropped)."""
+        keys = self.keys(await self._located(job_id))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.lrange(keys.logs(job_id), offset, offset + count - 1)
+            pipe.llen(keys.logs(job_id))
+            pipe.hget(keys.job(job_id), "log_dropped")
+            raw, kept, dropped = await pipe.execute()
+        lines = []
+        for item in raw:
+            data = json.loads(item)
+            lines.append(LogLine(at_ms=int(data["t"]), level=str(data["l"]), message=str(data["m"]),
+                                 attempt=int(data["a"])))  # fmt: skip
+        return lines, int(kept), int(dropped or 0)
 
     async def set_paused(self, queue: str, paused: bool) -> None:
         if paused:
@@ -479,6 +624,18 @@ def _not_found(job_id: str) -> NotFoundError:
     )
 
 
+def _hash_matches(fields: Mapping[str, str], query: JobFilter) -> bool:
+    created = int(fields["created_at"])
+    return (
+        (not query.states or JobState(fields["state"]) in query.states)
+        and (not query.task or fields.get("task") == query.task)
+        and set(query.payload_words) <= set(fields.get("ix_payload", "").split())
+        and set(query.error_words) <= set(fields.get("ix_error", "").split())
+        and (query.created_after_ms is None or created >= query.created_after_ms)
+        and (query.created_before_ms is None or created < query.created_before_ms)
+    )
+
+
 def _matches(job: Job, search: str) -> bool:
     needle = search.lower()
     return needle in job.id.lower() or needle in job.task.lower()
@@ -504,7 +661,11 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _job_from_hash(fields: Mapping[bytes, bytes] | Mapping[str, str], errors: Sequence[bytes | str]) -> Job:
+def _job_from_hash(
+    fields: Mapping[bytes, bytes] | Mapping[str, str],
+    errors: Sequence[bytes | str],
+    timeline: Sequence[bytes | str] = (),
+) -> Job:
     f = {_text(k): _text(v) for k, v in fields.items() if _text(k) != "message"}
 
     def number(name: str) -> int | None:
@@ -533,4 +694,11 @@ def _job_from_hash(fields: Mapping[bytes, bytes] | Mapping[str, str], errors: Se
         has_result="result" in f,
         worker=f.get("worker", ""),
         version=int(f.get("version", 0)),
+        transitions=tuple(_transition(_text(line)) for line in timeline),
+        last_worker=f.get("last_worker", ""),
     )
+
+
+def _transition(line: str) -> Transition:
+    state, at_ms, worker = [*line.split(" ", 2), "", ""][:3]
+    return Transition(state=JobState(state), at_ms=int(at_ms), worker=worker)

@@ -16,7 +16,14 @@ from services.runtime.settings import load_settings
 
 _settings = load_settings(WorkerSettings)
 broker = SwitchboardBroker(
-    JobStore(create_redis(_settings.redis), RedisMux(_settings.redis), prefix=_settings.jobs_key_prefix),
+    JobStore(
+        create_redis(_settings.redis),
+        RedisMux(_settings.redis),
+        prefix=_settings.jobs_key_prefix,
+        max_words_per_job=_settings.search_max_words_per_job,
+        log_max_lines=_settings.job_log_max_lines,
+        log_max_line_chars=_settings.job_log_max_line_chars,
+    ),
     PolicyBook(),
     queues=_settings.queue_list,
     maintenance_interval_seconds=_settings.maintenance_interval_seconds,

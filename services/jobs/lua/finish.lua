@@ -1,12 +1,12 @@
 -- KEYS: base, job, its errors. ARGV: id, worker, lease token, ok (1|0), result_json, error_json,
 --   retryable (1|0), retry_delay_ms, keep_errors, hold_ms (> 0: the task was rate limited upstream; the job
---   waits again and the queue holds that long)
+--   waits again and the queue holds that long), the error's search words (space-separated)
 -- Ends an attempt: COMPLETED; or after an error CANCELLED (if asked), DELAYED/WAITING for a retry, FAILED.
 -- → {state, attempts, now}, or {'stale', state} when the job is no longer this lease's. A re-sent finish of
 --   the same lease answers what the first one recorded.
 local jk, ek, id, token = KEYS[2], KEYS[3], ARGV[1], ARGV[3]
 local h = redis.call('HMGET', jk, 'state', 'lease', 'max_attempts', 'cancel_requested', 'started_at',
-  'outcome_lease', 'outcome_state', 'outcome_attempts')
+  'outcome_lease', 'outcome_state', 'outcome_attempts', 'worker')
 local t = now_ms()
 if h[6] == token then return {h[7], tonumber(h[8]), t} end
 if h[1] ~= 'active' or h[2] ~= token then return {'stale', h[1] or ''} end
@@ -30,8 +30,13 @@ local state
 if ARGV[4] == '1' then
   state = 'completed'
   redis.call('HSET', jk, 'result', ARGV[5], 'finished_at', t)
+  record_minute(t, 'completed', 'r', t - tonumber(h[5]))
 else
-  record_error(jk, ek, attempt_error(cjson.decode(ARGV[6]), t, attempts, h[5]), tonumber(ARGV[9]))
+  local failure = cjson.decode(ARGV[6])
+  failure['worker'] = h[9]
+  record_error(jk, ek, attempt_error(failure, t, attempts, h[5]), tonumber(ARGV[9]))
+  reindex_error(jk, id, ARGV[11] or '')
+  record_minute(t, 'failed', 'r', t - tonumber(h[5]))
   local delay = tonumber(ARGV[8])
   if h[4] == '1' then
     state = 'cancelled'

@@ -23,9 +23,8 @@ if max_age >= 0 and count < limit then
 end
 local removed = 0
 for id, _ in pairs(victims) do
-  redis.call('DEL', jkey(id), ekey(id))
+  forget(id)
   redis.call('ZREM', index, id)
-  redis.call('ZREM', key('all'), id)
   removed = removed + 1
 end
 return removed

@@ -1,4 +1,5 @@
--- KEYS: base, job. ARGV: id, queue, task, payload, message, priority, max_attempts, delay_ms
+-- KEYS: base, job. ARGV: id, queue, task, payload, message, priority, max_attempts, delay_ms, the payload's
+--   search words (space-separated)
 -- → {1, state, created_at} for a new job; {0, task} when the id exists on this queue (idempotent submit).
 local jk, id = KEYS[2], ARGV[1]
 if redis.call('EXISTS', jk) == 1 then
@@ -12,7 +13,11 @@ local state = 'waiting'
 if delay > 0 then state = 'delayed' end
 redis.call('HSET', jk, 'id', id, 'queue', ARGV[2], 'task', ARGV[3], 'payload', ARGV[4], 'message', ARGV[5],
   'priority', ARGV[6], 'max_attempts', ARGV[7], 'attempts', 0, 'deliveries', 0, 'created_at', t,
-  'run_at', t + delay, 'ready_at', t + delay, 'member', member, 'state', state, 'version', 1)
+  'run_at', t + delay, 'ready_at', t + delay, 'member', member, 'state', state, 'version', 1,
+  'ix_payload', ARGV[9] or '')
+redis.call('ZADD', B .. 'ix:task:' .. ARGV[3], t, id)
+index_words('payload', id, t, ARGV[9])
+note_transition(id, state, t, '')
 redis.call('ZADD', key('all'), t, id)
 redis.call('ZADD', key('s:' .. state), t, id)
 if delay > 0 then

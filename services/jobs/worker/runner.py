@@ -72,7 +72,14 @@ async def run_worker(settings: WorkerSettings) -> None:
         service_key=settings.access.service_key.get_secret_value() if settings.access.service_key else None,
     )
     broker = SwitchboardBroker(
-        JobStore(redis, scripts, prefix=settings.jobs_key_prefix),
+        JobStore(
+            redis,
+            scripts,
+            prefix=settings.jobs_key_prefix,
+            max_words_per_job=settings.search_max_words_per_job,
+            log_max_lines=settings.job_log_max_lines,
+            log_max_line_chars=settings.job_log_max_line_chars,
+        ),
         PolicyBook(),
         queues=settings.queue_list,
         worker_id=worker_id,
