@@ -39,7 +39,7 @@ def bars(series: Mapping[str, Sequence[float]], *, title: str, unit: str = "") -
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}">'
         f"<title>{escape(title)}</title>"
         f'<line class="axis" x1="{_PAD}" y1="{HEIGHT - _PAD}" x2="{WIDTH - _PAD}" y2="{HEIGHT - _PAD}"/>'
-        f'<text class="label" x="{_PAD}" y="12">peak {peak:g}{escape(unit)}</text>'
+        f'<text class="label" x="{_PAD}" y="12">{escape(title)} · peak {peak:g}{escape(unit)}</text>'
         f'<text class="label" x="{WIDTH - _PAD}" y="12" text-anchor="end">{legend}</text>'
         + "".join(shapes)
         + "</svg>"
