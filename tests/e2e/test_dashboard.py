@@ -206,3 +206,78 @@ def test_a_bad_filter_or_an_unknown_job_says_what_to_do(stack: Stack, http: requ
     assert missing.status_code == 404
     queue = http.get(f"{stack.gateway_url}{BOARD}/queues/nope", auth=stack.admin_auth, timeout=10)
     assert queue.status_code == 404 and "overview" in queue.text
+
+
+def test_job_actions_promote_duplicate_remove_and_clean(stack: Stack, http: requests.Session) -> None:
+    def act(path: str, form: dict[str, str] | None = None) -> requests.Response:
+        page = http.get(f"{stack.gateway_url}{BOARD}/queues/analytics", auth=stack.admin_auth, timeout=10)
+        answer = http.post(
+            f"{stack.gateway_url}{BOARD}{path}",
+            data={**(form or {}), "csrf": _token(page.text)},
+            headers=_origin(stack),
+            auth=stack.admin_auth,
+            timeout=10,
+            allow_redirects=False,
+        )
+        assert answer.status_code == 303, (path, answer.status_code, answer.text[:300])
+        return answer
+
+    def status(job_id: str) -> requests.Response:
+        return http.get(
+            f"{stack.gateway_url}/api/job/status", params={"id": job_id}, auth=stack.admin_auth, timeout=10
+        )
+
+    job_id = f"actions-{uuid.uuid4().hex[:8]}"
+    submitted = http.post(
+        f"{stack.gateway_url}/api/job",
+        json={
+            "queue": "analytics",
+            "task": "diagnostics.echo",
+            "payload": {"n": 1},
+            "jobId": job_id,
+            "delayMs": 600_000,
+        },
+        auth=stack.admin_auth,
+        timeout=10,
+    )
+    assert submitted.status_code == 200 and submitted.json()["state"] == "JOB_STATE_DELAYED"
+
+    copy = act(f"/jobs/{job_id}/duplicate").headers["Location"]
+    copy_id = copy.split("/jobs/", 1)[1].split("?", 1)[0]
+    assert copy_id != job_id and status(copy_id).json()["payload"] == {"n": 1}
+
+    act(f"/jobs/{job_id}/promote")
+    assert status(job_id).json()["state"] != "JOB_STATE_DELAYED"
+
+    act(f"/jobs/{copy_id}/remove")
+    assert status(copy_id).status_code == 404
+
+    cleaned = act("/queues/analytics/clean", {"state": "completed", "older_than_seconds": "0"})
+    assert "removed" in cleaned.headers["Location"]
+
+    # Bulk on ticked jobs: first the count and a confirmation (nothing done), then the action.
+    later = f"actions-{uuid.uuid4().hex[:8]}"
+    http.post(
+        f"{stack.gateway_url}/api/job",
+        json={
+            "queue": "analytics",
+            "task": "diagnostics.echo",
+            "payload": {},
+            "jobId": later,
+            "delayMs": 600_000,
+        },
+        auth=stack.admin_auth,
+        timeout=10,
+    )
+    page = http.get(f"{stack.gateway_url}{BOARD}/queues/analytics", auth=stack.admin_auth, timeout=10)
+    form = {"action": "cancel", "id": later, "queue": "analytics", "csrf": _token(page.text)}
+    url = f"{stack.gateway_url}{BOARD}/bulk"
+    asked = http.post(url, data=form, headers=_origin(stack), auth=stack.admin_auth, timeout=10)
+    assert asked.status_code == 200 and 'id="dry-run-count">1<' in asked.text
+    assert status(later).json()["state"] == "JOB_STATE_DELAYED"
+    done = http.post(
+        url, data={**form, "confirm": "yes"}, headers=_origin(stack), auth=stack.admin_auth, timeout=10,
+        allow_redirects=False,
+    )  # fmt: skip
+    assert done.status_code == 303 and "cancel:+1+of+1+jobs" in done.headers["Location"]
+    assert status(later).json()["state"] == "JOB_STATE_CANCELLED"

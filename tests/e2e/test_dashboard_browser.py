@@ -204,6 +204,21 @@ def test_bulk_retry_the_failed_jobs_matching_a_search(page: Page, stack: Stack) 
     shutil.copyfile(_shot(page, "overview-after-run"), REPO_ROOT / "docs" / "dashboard-overview.png")
 
 
+def test_a_narrow_screen_the_dark_theme_and_the_keyboard(page: Page, stack: Stack) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{BOARD}/queues/analytics")
+    # Nothing wider than the screen: wide tables scroll inside themselves.
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.keyboard.press("Tab")
+    expect(page.locator("a.skip")).to_be_focused()
+    page.get_by_role("button", name="Dark theme").click()
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(13, 17, 23)"
+    page.reload()
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")  # remembered
+    _shot(page, "queue-narrow-dark")
+
+
 def test_without_credentials_the_dashboard_refuses(browser: Browser, stack: Stack) -> None:
     context = browser.new_context(base_url=stack.gateway_url)
     try:

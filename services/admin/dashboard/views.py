@@ -290,7 +290,7 @@ class Dashboard:
         return Page(
             "queue.html",
             {"queue": queue, "state": state, "states": presentation.STATES, "jobs": jobs,
-             "next_token": next_token, "page_token": token, "day": day,
+             "next_token": next_token, "page_token": token, "day": day, "bulk_actions": _BULK_ACTIONS,
              "retryable": presentation.RETRYABLE, "cancellable": presentation.CANCELLABLE},
             live="queue_live.html",
         )  # fmt: skip
@@ -545,7 +545,7 @@ class Dashboard:
                 offset = 60 - len(minutes[-60:]) + index
                 series["completed"][offset] += minute.completed
                 series["failed"][offset] += minute.failed
-        return charts.bars(series, title="Completed and failed jobs per minute, last hour")
+        return _hour_summary(series)
 
     async def _last_hour_from_jobs(self, operator: Operator) -> Any:
         now = time.time()
@@ -560,12 +560,22 @@ class Dashboard:
                 if 0 <= age < 3600:
                     counts[59 - int(age // 60)] += 1
             series[state] = counts
-        return charts.bars(series, title="Completed and failed jobs per minute, last hour")
+        return _hour_summary(series)
 
 
 _NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
              "Content-Security-Policy": "default-src 'self'; style-src 'self'; img-src 'self' data:; "
              "frame-ancestors 'none'; form-action 'self'"}  # fmt: skip
+
+
+def _hour_summary(series: dict[str, list[float]]) -> dict[str, Any]:
+    completed, failed = sum(series["completed"]), sum(series["failed"])
+    return {
+        "chart": charts.bars(series, title="Completed and failed jobs per minute, last hour"),
+        "completed": int(completed),
+        "failed": int(failed),
+        "failure_rate": f"{100 * failed / (completed + failed):.1f}%" if completed + failed else "—",
+    }
 
 
 def _capacity(workers: list[jobs_pb2.Worker]) -> int:
