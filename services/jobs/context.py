@@ -52,7 +52,7 @@ class JobContext:
         warning or error. Lines are kept up to JOB_LOG_MAX_LINES per job, each cut to
         JOB_LOG_MAX_LINE_CHARS; → False once a line was not kept (past the cap)."""
         if level not in LOG_LEVELS:
-            raise ValueError(f"unknown log level {level!r}; use one of {', '.join(LOG_LEVELS)}")
+            raise ValueError(f"unknown log level {level!r}; use one of: {', '.join(LOG_LEVELS)}")
         if self._write_log is None:
             return False
         return await self._write_log(level, str(message))

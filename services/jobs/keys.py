@@ -55,6 +55,10 @@ class QueueKeys:
     def timeline(self, job_id: str) -> str:
         return f"{self.base}timeline:{job_id}"
 
+    def state_search_index(self, state: str) -> str:
+        """Jobs in one state by creation time (the search index; `s:<state>` is by time in the state)."""
+        return f"{self.base}ix:state:{state}"
+
     def task_index(self, task: str) -> str:
         """Jobs of one task by creation time (the search index)."""
         return f"{self.base}ix:task:{task}"

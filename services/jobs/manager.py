@@ -79,6 +79,7 @@ class BulkOutcome:
     skipped: int = 0
     failures: list[BulkFailure] = field(default_factory=list)
     more_remain: bool = False
+    affected_is_lower_bound: bool = False
 
     def fail(self, failure: BulkFailure) -> None:
         self.skipped += 1
@@ -189,8 +190,8 @@ class JobManager:
 
     async def search(
         self, text: SearchText, *, page_size: int, page_token: str
-    ) -> tuple[list[Job], str, int]:
-        """→ (jobs newest created first, next page token or "", exact total)."""
+    ) -> tuple[list[Job], str, int, bool]:
+        """→ (jobs newest created first, next page token or "", total, whether the total is exact)."""
         within("page_size", page_size, 0, MAX_PAGE_SIZE)
         return await self._store.search(
             _filter(text), page_size=page_size or DEFAULT_PAGE_SIZE, page_token=page_token
@@ -237,20 +238,21 @@ class JobManager:
     async def _bulk_filter(self, action: BulkAction, query: JobFilter, dry_run: bool) -> BulkOutcome:
         outcome = BulkOutcome(dry_run=dry_run)
         applicable = (query.states or frozenset(JobState)) & APPLIES_TO[action]
-        _, _, matching = await self._store.search(query, page_size=1)
+        _, _, matching, _ = await self._store.search(query, page_size=1)
         if not applicable:
             outcome.skipped = matching
             return outcome
         target = replace(query, states=applicable)
-        _, _, total = await self._store.search(target, page_size=1)
-        outcome.skipped = matching - total
+        _, _, total, exact = await self._store.search(target, page_size=1)
+        outcome.skipped = max(matching - total, 0)
         if dry_run:
             outcome.affected = min(total, self._bulk_max_jobs)
+            outcome.affected_is_lower_bound = not exact and total < self._bulk_max_jobs
             outcome.more_remain = total > self._bulk_max_jobs
             return outcome
         processed, token = 0, ""
         while processed < self._bulk_max_jobs:
-            jobs, token, _ = await self._store.search(
+            jobs, token, _, _ = await self._store.search(
                 target, page_size=min(BULK_CHUNK, self._bulk_max_jobs - processed), page_token=token
             )
             await self._apply(action, [(job.id, job.queue) for job in jobs], outcome)

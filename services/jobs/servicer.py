@@ -157,11 +157,14 @@ class JobsServicer(jobs_pb2_grpc.JobsServiceServicer):
     async def SearchJobs(
         self, request: jobs_pb2.SearchJobsRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.SearchJobsResponse:
-        jobs, token, total = await self._jobs.search(
+        jobs, token, total, exact = await self._jobs.search(
             _search_text(request.filter), page_size=request.page_size, page_token=request.page_token
         )
         return jobs_pb2.SearchJobsResponse(
-            jobs=[job_to_proto(job) for job in jobs], next_page_token=token, total=total
+            jobs=[job_to_proto(job) for job in jobs],
+            next_page_token=token,
+            total=total,
+            total_is_lower_bound=not exact,
         )
 
     async def GetQueueMetrics(
@@ -214,6 +217,7 @@ def _bulk_to_proto(outcome: BulkOutcome) -> jobs_pb2.BulkJobActionResponse:
         ],
         more_remain=outcome.more_remain,
         dry_run=outcome.dry_run,
+        affected_is_lower_bound=outcome.affected_is_lower_bound,
     )
 
 

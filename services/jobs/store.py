@@ -36,6 +36,9 @@ LUA_DIR = Path(__file__).with_name("lua")
 KEEP_ATTEMPT_ERRORS = 50
 # How many index entries one search request may examine before it returns a page token to go on.
 SEARCH_SCAN_BUDGET = 5000
+# SearchJobs per queue and state (search.lua) examines at most this many ids for a page, as many for the
+# count: a page may come back short with a token to go on, a count as a lower bound.
+SEARCH_WALK_BUDGET = 10_000
 
 
 @cache
@@ -59,6 +62,16 @@ class ClaimedJob:
     """False when the claim saw no other waiting or delayed job on the queue."""
     lease_token: str = ""
     """The claim's token: only it may extend, finish or hand back the job."""
+
+
+@dataclass(frozen=True)
+class _QueueHits:
+    queue: str
+    total: int
+    exact: bool
+    entries: list[tuple[str, float]]
+    resume: tuple[float, str] | None
+    """Where the queue's walk stopped short of a full page: it examined everything above this."""
 
 
 @dataclass(frozen=True)
@@ -495,61 +508,83 @@ class JobStore:
 
     async def search(
         self, query: JobFilter, *, page_size: int, page_token: str = ""
-    ) -> tuple[list[Job], str, int]:
-        """Jobs matching `query`, newest created first; → (jobs, next page token or "", total matching).
+    ) -> tuple[list[Job], str, int, bool]:
+        """Jobs matching `query`, newest created first; → (jobs, next page token or "", total matching,
+        whether the total is exact).
 
-        Per queue one script intersects the index zsets (task, words) with the state indexes, all in the
-        queue's slot; the queues' pages are merged here. The total is exact.
+        Per queue one read-only script checks the index zsets (task, words) and the state indexes, all in
+        the queue's slot, with bounded work (`search.lua`); the queues' pages are merged here. A page may
+        come back short, even empty, with a token, when a queue's walk hit its budget: the token goes on.
         """
         cursor = _decode_token(page_token)
         if query.job_id:
-            return await self._search_by_id(query)
+            hit = await self._search_by_id(query)
+            return hit, "", len(hit), True
         low = "-inf" if query.created_after_ms is None else str(query.created_after_ms)
         high = "+inf" if query.created_before_ms is None else f"({query.created_before_ms}"
-        states = sorted(query.states)
+        # One walk per queue and asked-for state (the states are disjoint: their totals add up).
+        states: list[JobState | None] = list(sorted(query.states)) or [None]
         replies = await asyncio.gather(
             *(
                 self._search_queue(
-                    queue, query, states=states, low=low, high=high, cursor=cursor, limit=page_size + 1
+                    queue, query, state=state, low=low, high=high, cursor=cursor, limit=page_size + 1
                 )
                 for queue in query.queues
+                for state in states
             )
         )
-        total = sum(count for count, _ in replies)
+        total = sum(reply.total for reply in replies)
+        exact = all(reply.exact for reply in replies)
         entries = sorted(
-            ((score, job_id, queue) for queue, (_, found) in zip(query.queues, replies, strict=True)
-             for job_id, score in found),
+            ((score, job_id, reply.queue) for reply in replies for job_id, score in reply.entries),
             reverse=True,
-        )  # fmt: skip
+        )
+        # Where a queue's walk stopped, everything of every queue above it is known.
+        resumes = [reply.resume for reply in replies if reply.resume is not None]
+        boundary = max(resumes) if resumes else None
+        if boundary is not None:
+            entries = [entry for entry in entries if (entry[0], entry[1]) >= boundary]
         page = entries[:page_size]
-        token = _encode_token((page[-1][0], page[-1][1])) if len(entries) > page_size else ""
+        if len(entries) > page_size:
+            token = _encode_token((page[-1][0], page[-1][1]))
+        elif boundary is not None:
+            token = _encode_token(boundary)
+        else:
+            token = ""
         jobs = await self._get_located([(queue, job_id) for _, job_id, queue in page])
-        return [job for job in jobs if job is not None], token, total
+        return [job for job in jobs if job is not None], token, total, exact
 
     async def _search_queue(
         self,
         queue: str,
         query: JobFilter,
         *,
-        states: Sequence[JobState],
+        state: JobState | None,
         low: str,
         high: str,
         cursor: tuple[float, str] | None,
         limit: int,
-    ) -> tuple[int, list[tuple[str, float]]]:
+    ) -> _QueueHits:
         keys = self.keys(queue)
-        must = [keys.task_index(query.task)] if query.task else []
-        must += [keys.word_index("payload", word) for word in query.payload_words]
-        must += [keys.word_index("error", word) for word in query.error_words]
-        state_keys = [keys.state_index(state.value) for state in states]
-        script_keys = [keys.base, keys.named("scratch"), keys.named("scratch:states"), *must, *state_keys]
+        sets = [keys.state_search_index(state.value)] if state else []
+        sets += [keys.task_index(query.task)] if query.task else []
+        sets += [keys.word_index("payload", word) for word in query.payload_words]
+        sets += [keys.word_index("error", word) for word in query.error_words]
         cursor_args: list[str | int] = ["", ""] if cursor is None else [repr(cursor[0]), cursor[1]]
-        count, flat = await self._run(
-            "search", script_keys, len(must), len(state_keys), low, high, *cursor_args, limit
+        total, exact, flat, resume_score, resume_id = await self._run(
+            "search", [keys.base, *(sets or [keys.named("all")])], low, high, *cursor_args, limit,
+            SEARCH_WALK_BUDGET,
+        )  # fmt: skip
+        resume = (float(resume_score), _text(resume_id)) if _text(resume_score) else None
+        return _QueueHits(
+            queue=queue,
+            total=int(total),
+            exact=bool(int(exact)),
+            entries=[(_text(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)],
+            resume=resume,
         )
-        return int(count), [(_text(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)]
 
-    async def _search_by_id(self, query: JobFilter) -> tuple[list[Job], str, int]:
+    async def _search_by_id(self, query: JobFilter) -> list[Job]:
         """An exact id: at most one job, checked against the rest of the filter."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for queue in query.queues:
@@ -557,8 +592,8 @@ class JobStore:
             hashes = await pipe.execute()
         for raw in hashes:
             if raw and _hash_matches({_text(k): _text(v) for k, v in raw.items()}, query):
-                return [_job_from_hash(raw, [])], "", 1
-        return [], "", 0
+                return [_job_from_hash(raw, [])]
+        return []
 
     async def _get_located(self, located: Sequence[tuple[str, str]]) -> list[Job | None]:
         if not located:

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from services.jobs import store as store_module
 from services.jobs.model import AttemptError, JobFilter, JobState
-from services.jobs.search_index import payload_words
+from services.jobs.search_index import error_words, payload_words
 from services.jobs.store import ClaimedJob, JobStore
 from services.runtime.errors import FailedPreconditionError, NotFoundError
 
@@ -43,7 +44,7 @@ async def _fail(store: JobStore, message: str, queue: str = "analytics") -> str:
 
 
 async def _ids(store: JobStore, **parts: Any) -> list[str]:
-    jobs, _, _ = await store.search(JobFilter(queues=parts.pop("queues", ALL), **parts), page_size=100)
+    jobs, _, _, _ = await store.search(JobFilter(queues=parts.pop("queues", ALL), **parts), page_size=100)
     return [job.id for job in jobs]
 
 
@@ -69,7 +70,7 @@ async def test_search_by_task_word_error_state_and_time(store: JobStore) -> None
     assert await _ids(store, payload_words=("acme",), states=frozenset({JobState.WAITING})) == ["boom"]
     both = frozenset({JobState.WAITING, JobState.FAILED})
     assert await _ids(store, payload_words=("acme",), states=both) == ["boom", "inv-1"]
-    jobs, _, _ = await store.search(JobFilter(queues=ALL, job_id="boom"), page_size=1)
+    jobs, _, _, _ = await store.search(JobFilter(queues=ALL, job_id="boom"), page_size=1)
     created = jobs[0].created_at_ms
     assert "boom" not in await _ids(store, created_before_ms=created)
     assert "boom" in await _ids(store, created_after_ms=created)
@@ -81,15 +82,50 @@ async def test_pages_neither_repeat_nor_skip_and_total_is_exact(store: JobStore)
     seen: list[str] = []
     token = ""
     while True:
-        jobs, token, total = await store.search(
+        jobs, token, total, exact = await store.search(
             JobFilter(queues=ALL, payload_words=("same",)), page_size=7, page_token=token
         )
-        assert total == 25
+        assert (total, exact) == (25, True)
         seen += [job.id for job in jobs]
         if not token:
             break
     assert sorted(seen) == [f"j{n:02d}" for n in range(25)]
     assert len(seen) == 25
+
+
+@pytest.mark.parametrize("budget", [10_000, 7], ids=["whole", "cut-short"])
+async def test_pages_filter_and_count_alike_whatever_the_budget(
+    store: JobStore, monkeypatch: pytest.MonkeyPatch, budget: int
+) -> None:
+    """The same jobs, in the same order, whether the walk sees everything or its budget cuts pages short."""
+    monkeypatch.setattr(store_module, "SEARCH_WALK_BUDGET", budget)
+    for n in range(40):
+        word = "even" if n % 2 == 0 else "odd"
+        await _submit(store, f"k{n:02d}", {"w": word, "all": "common"}, queue=ALL[n % 2])
+    for _ in range(10):  # the ten oldest analytics jobs (k00, k02, ... k18) fail
+        await _fail(store, "broken")
+    query = JobFilter(queues=ALL, payload_words=("even",), states=frozenset({JobState.FAILED}))
+    seen: list[str] = []
+    token = ""
+    for _ in range(100):
+        jobs, token, total, exact = await store.search(query, page_size=3, page_token=token)
+        seen += [job.id for job in jobs]
+        if not token:
+            break
+    assert seen == [f"k{n:02d}" for n in range(18, -1, -2)], "newest first, none repeated or skipped"
+    if budget > 100:
+        assert (total, exact) == (10, True)
+    else:
+        assert total <= 10 and not exact, "a walk cut by its budget counts at least, and says so"
+    odd_waiting = JobFilter(queues=ALL, payload_words=("odd", "common"), states=frozenset({JobState.WAITING}))
+    found: list[str] = []
+    token = ""
+    for _ in range(100):
+        jobs, token, _, _ = await store.search(odd_waiting, page_size=4, page_token=token)
+        found += [job.id for job in jobs]
+        if not token:
+            break
+    assert found == [f"k{n:02d}" for n in range(39, 0, -2)]
 
 
 async def test_index_stays_right_across_retry_and_cancel(store: JobStore) -> None:
@@ -197,3 +233,18 @@ async def test_timeline_and_workers_of_attempts(store: JobStore) -> None:
 def test_payload_words_are_bounded() -> None:
     many = {f"key{n}": f"value{n}" for n in range(100)}
     assert len(payload_words(many, limit=64)) == 64
+
+
+async def test_a_dead_lettered_job_is_found_by_its_error_words(store: JobStore) -> None:
+    """The error reclaim writes in Lua is split like Python splits a query, so its words find it."""
+    await _submit(store, "poison", {})
+    claimed = await store.claim("host:9", "analytics", 0, tasks=TASKS)  # a lease that ran out at once
+    assert isinstance(claimed, ClaimedJob)
+    assert await store.reclaim_expired("analytics", max_deliveries=1) == (0, ["poison"])
+    query = error_words("DeliveryLimitExceeded", "worker STOPPED responding", limit=8)
+    assert await _ids(store, error_words=tuple(query), states=frozenset({JobState.DEAD_LETTERED})) == [
+        "poison"
+    ]
+    job = await store.get("poison")
+    assert job.attempt_errors[-1].worker == "host:9"
+    assert job.transitions[-1].state is JobState.DEAD_LETTERED

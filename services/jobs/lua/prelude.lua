@@ -24,12 +24,15 @@ local function set_state(jk, id, from, to, t)
   redis.call('ZADD', key('s:' .. to), t, id)
   redis.call('HSET', jk, 'state', to)
   redis.call('HINCRBY', jk, 'version', 1)
+  -- The search index's copy of the state index, by creation time (see below).
+  redis.call('ZREM', B .. 'ix:state:' .. from, id)
+  redis.call('ZADD', B .. 'ix:state:' .. to, redis.call('HGET', jk, 'created_at'), id)
   local worker = ''
   if from == 'active' or to == 'active' then worker = redis.call('HGET', jk, 'last_worker') or '' end
   note_transition(id, to, t, worker)
 end
--- The search index (docs/key-layout.md): zsets of job ids scored by creation time, one per task and one
--- per word of the payload or of the last error. The words a job is filed under are kept on it
+-- The search index (docs/key-layout.md): zsets of job ids scored by creation time, one per state, one per
+-- task and one per word of the payload or of the last error. The words a job is filed under are kept on it
 -- (`ix_payload`, `ix_error`: space-separated) so that removing it, or a new error, takes them out again.
 local function words(text)
   local out = {}
@@ -65,8 +68,9 @@ end
 -- the caller knows. Run twice, the second finds no hash and does nothing.
 local function forget(id)
   local jk = jkey(id)
-  local h = redis.call('HMGET', jk, 'task', 'ix_payload', 'ix_error')
+  local h = redis.call('HMGET', jk, 'task', 'ix_payload', 'ix_error', 'state')
   if h[1] then redis.call('ZREM', B .. 'ix:task:' .. h[1], id) end
+  if h[4] then redis.call('ZREM', B .. 'ix:state:' .. h[4], id) end
   unindex_words('payload', id, h[2])
   unindex_words('error', id, h[3])
   redis.call('ZREM', key('all'), id)

@@ -16,6 +16,7 @@ redis.call('HSET', jk, 'id', id, 'queue', ARGV[2], 'task', ARGV[3], 'payload', A
   'run_at', t + delay, 'ready_at', t + delay, 'member', member, 'state', state, 'version', 1,
   'ix_payload', ARGV[9] or '')
 redis.call('ZADD', B .. 'ix:task:' .. ARGV[3], t, id)
+redis.call('ZADD', B .. 'ix:state:' .. state, t, id)
 index_words('payload', id, t, ARGV[9])
 note_transition(id, state, t, '')
 redis.call('ZADD', key('all'), t, id)
