@@ -25,6 +25,7 @@ from bench.measure import Counters, percentile, read_counters, run_in_scratch_fo
 from devstack.ports import free_port
 from devstack.redis import RedisServer
 from devstack.stack import Stack
+from services.access.credentials import basic_header
 
 logger = logging.getLogger(__name__)
 
@@ -71,10 +72,10 @@ async def _phase(
     name: str, stack: Stack, redis: Redis, processes: dict[str, int], *, dashboards: int, seconds: float
 ) -> Phase:
     latencies: list[float] = []
-    auth = aiohttp.BasicAuth(*stack.admin_auth)
+    login = {"Authorization": basic_header(*stack.admin_auth)}
     before = await read_counters(redis, processes)
     started = time.monotonic()
-    async with aiohttp.ClientSession(auth=auth) as session:
+    async with aiohttp.ClientSession(headers=login) as session:
         url = f"{stack.gateway_url}/api/bull-board/"
         stop = started + seconds
         if dashboards:
@@ -121,7 +122,7 @@ def report(phases: list[Phase]) -> str:
     for phase in phases:
         rate = phase.requests / phase.seconds
         latency = (
-            f"{percentile(phase.latencies_ms, 0.5):.1f} / {percentile(phase.latencies_ms, 0.99):.1f}"
+            f"{percentile(phase.latencies_ms, 50):.1f} / {percentile(phase.latencies_ms, 99):.1f}"
             if phase.latencies_ms
             else "—"
         )
