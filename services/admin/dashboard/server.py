@@ -27,7 +27,8 @@ async def start(
     runner = web.AppRunner(dashboard.application(), access_log=None, handle_signals=False)
     await runner.setup()
     exit_stack.push_async_callback(runner.cleanup)
-    site = web.TCPSite(runner, host, port, shutdown_timeout=2.0)
+    # The gRPC host's notation (`[::]`) without its brackets, which sockets do not take.
+    site = web.TCPSite(runner, host.strip("[]"), port, shutdown_timeout=2.0)
     try:
         await site.start()
     except OSError as error:
