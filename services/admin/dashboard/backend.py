@@ -116,9 +116,9 @@ class Backend:
         return None if response is None else list(response.minutes)
 
     async def search(
-        self, operator: Operator, where: jobs_pb2.JobFilter, *, page_size: int
+        self, operator: Operator, where: jobs_pb2.JobFilter, *, page_size: int, page_token: str = ""
     ) -> jobs_pb2.SearchJobsResponse | None:
-        request = jobs_pb2.SearchJobsRequest(filter=where, page_size=page_size)
+        request = jobs_pb2.SearchJobsRequest(filter=where, page_size=page_size, page_token=page_token)
         return await _unless_unimplemented(self.call(operator, self.jobs.SearchJobs, request))
 
     async def bulk(

@@ -22,6 +22,8 @@ from switchboard.jobs.v1 import jobs_pb2
 
 MAX_QUERY = 200
 _SCAN_PAGE = 500
+# SearchJobs pages read per kind of match (a page may come back short: its scan budget ran out).
+_MAX_PAGES = 20
 
 
 @dataclass(frozen=True)
@@ -124,16 +126,22 @@ async def _indexed(
     found = {exact.id: exact} if exact is not None else {}
     more = False
     for query in queries:
-        try:
-            response = await backend.search(operator, query, page_size=min(limit, 500))
-        except BackendError as error:
-            if error.status == 400:  # not a valid value for this kind of match (e.g. a task name)
-                continue
-            raise
-        if response is None:
-            return None
-        more = more or response.total > len(response.jobs) or response.total_is_lower_bound
-        found.update((job.id, job) for job in response.jobs)
+        token, taken = "", 0
+        for _ in range(_MAX_PAGES):  # pages of this kind of match, up to `limit` jobs
+            try:
+                response = await backend.search(operator, query, page_size=min(limit, 500), page_token=token)
+            except BackendError as error:
+                if error.status == 400:  # not a valid value for this kind of match (e.g. a task name)
+                    break
+                raise
+            if response is None:
+                return None
+            found.update((job.id, job) for job in response.jobs)
+            taken += len(response.jobs)
+            token = response.next_page_token
+            if not token or taken >= limit:
+                break
+        more = more or bool(token)
     ordered = sorted(
         found.values(), key=lambda job: (job.created_at.seconds, job.created_at.nanos), reverse=True
     )
