@@ -45,6 +45,6 @@ COPY --from=build --chown=root:root /src/gen/python gen/python
 # The descriptor set, for anyone who wants to render the gateway config from the image.
 COPY --from=build --chown=root:root /src/gen/descriptor.binpb gen/descriptor.binpb
 USER 10001:10001
-# The services' usual gRPC ports; each Deployment declares the one it uses.
-EXPOSE 50051 50052 50053 50054 50055
+# The services' usual gRPC ports and the admin's dashboard (HTTP, 8091); each Deployment declares its own.
+EXPOSE 50051 50052 50053 50054 50055 8091
 CMD ["python", "-m", "services.admin"]

@@ -79,6 +79,7 @@ def main() -> int:
     ports = {name: split_address(address)[1] for name, address in gateway.peers.by_service().items()}
     ports["reflection"] = split_address(gateway.reflection_address)[1]
     ports["body_sink"] = split_address(gateway.body_sink_address)[1]
+    ports["dashboard"] = split_address(gateway.dashboard_address)[1]
     password, generated = _admin_password(run_dir)
     stack = Stack(
         run_dir / "logs",
@@ -218,6 +219,7 @@ def _print_summary(
             f"  {'BigQuery emulator':<22} {bigquery['BIGQUERY_EMULATOR_HOST']}  "
             f"(project {bigquery.get('GOOGLE_CLOUD_PROJECT')}; sample table switchboard_sample.events)"
         ]
+    lines += [f"  {'dashboard':<22} http://localhost:{gateway.port}/api/bull-board/  (admin login)"]
     lines += [f"  {'workers':<22} {len(stack.workers)} process(es), queues analytics, bigquery, ratelimit"]
     lines += [f"  logs                   {Path(stack.run_dir)}/", "Ctrl-C stops everything.", ""]
     sys.stdout.write("\n".join(lines) + "\n")

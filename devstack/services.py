@@ -31,6 +31,9 @@ class ServiceProcess:
             log_path=run_dir / f"{name}.log",
             env={
                 **os.environ,
+                # The admin's dashboard picks a free port unless told one (two test runs must not clash
+                # on its default); the Stack and `make run` tell it.
+                **({"DASHBOARD_PORT": "0"} if name == "admin" else {}),
                 **env,
                 "GRPC_PORT": str(port),
                 "PORT_FILE": str(self._port_file),

@@ -78,6 +78,14 @@ class Stack:
             env={**common_env, **sink_env},
             port=ports.get("reflection", 0),
         )
+        # The dashboard's HTTP server runs in the admin process, with a port file of its own.
+        self._dashboard_port_file = run_dir / "admin.dashboard.port"
+        self.dashboard_port = ports.get("dashboard", 0)
+        self.services["admin"].process.env = {
+            **(self.services["admin"].process.env or {}),
+            "DASHBOARD_PORT": str(self.dashboard_port),
+            "DASHBOARD_PORT_FILE": str(self._dashboard_port_file),
+        }
         # Workers run the BigQuery and analytics tasks too, unless told otherwise.
         worker_env = {"WORKER_TASK_MODULES": WORKER_TASK_MODULES, **common_env}
         self.workers = [
@@ -113,6 +121,7 @@ class Stack:
     def _start(self, timeout: float) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._body_sink_port_file.unlink(missing_ok=True)
+        self._dashboard_port_file.unlink(missing_ok=True)
         # analytics and bigquery submit jobs, so they start knowing where the jobs service is; the admin
         # service checks every sibling, so it starts last, knowing where they all are.
         submitters = ("analytics", "bigquery")
@@ -146,6 +155,9 @@ class Stack:
             worker.process.env = {**(worker.process.env or {}), **peer_env}
             worker.start()
         admin.wait_ready(timeout)
+        self.dashboard_port = int(self._dashboard_port_file.read_text())
+        # A restarted admin process serves the dashboard where Envoy sends it.
+        admin.process.env = {**(admin.process.env or {}), "DASHBOARD_PORT": str(self.dashboard_port)}
 
         config_path = self.run_dir / "envoy.yaml"
         config_path.write_text(render(self.gateway_settings()))
@@ -162,6 +174,7 @@ class Stack:
             peers=self.peers,
             reflection_address=self.reflection.address,
             body_sink_address=f"127.0.0.1:{self.body_sink_port}",
+            dashboard_address=f"127.0.0.1:{self.dashboard_port}",
         )
 
     def stop(self) -> None:

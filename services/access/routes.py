@@ -40,7 +40,9 @@ class RouteMap:
                 self._literal[(verb, template)] = method
 
     @classmethod
-    def from_descriptor_set(cls, data: bytes) -> RouteMap:
+    def from_descriptor_set(cls, data: bytes, extra: Iterable[tuple[str, str, str]] = ()) -> RouteMap:
+        """The REST and gRPC routes of every service in the set, plus `extra` rules (paths served by
+        something other than an RPC, such as the dashboard, named by a method of their own)."""
         files = descriptor_pb2.FileDescriptorSet.FromString(data)
         rules: list[tuple[str, str, str]] = []
         for file in files.file:
@@ -50,7 +52,7 @@ class RouteMap:
                     rules.append(("", "", full_name))  # known to native gRPC even without a REST rule
                     if method.options.HasExtension(annotations_pb2.http):
                         rules.extend(_bindings(method.options.Extensions[annotations_pb2.http], full_name))
-        return cls(rule for rule in rules if rule[1] or rule[2])
+        return cls([*(rule for rule in rules if rule[1] or rule[2]), *extra])
 
     def match(self, verb: str, path: str) -> Match | None:
         """The RPC `verb path` reaches (path as sent, query string and all), or None for no RPC."""

@@ -15,6 +15,11 @@ from services.access.routes import RouteMap
 from services.admin.access_servicer import AuditServicer, KeysServicer
 from services.admin.authorizer_servicer import AuthorizationServicer
 from services.admin.connection import ConnectionTester, Probe
+from services.admin.dashboard import server as dashboard_server
+from services.admin.dashboard.access import GATEWAY_ROUTES, DashboardAccess, token_secret
+from services.admin.dashboard.backend import Backend
+from services.admin.dashboard.settings_source import ManagedSettings
+from services.admin.dashboard.views import Dashboard
 from services.admin.probes import bigquery_probe, redis_probe, service_health_probe
 from services.admin.queue_control import JobsQueueControl
 from services.admin.servicer import ConnectionServicer, SettingsServicer
@@ -90,6 +95,8 @@ async def build(settings: AdminSettings, context: ServiceContext) -> Sequence[Se
         history_max_entries=settings.settings_history_max_entries,
     )
     manager = SettingsManager(store, JobsQueueControl(jobs_channel))
+    if settings.dashboard.enabled and context.guard is not None:
+        await _start_dashboard(settings, context, ManagedSettings(store, manager))
     return [*await _access_bindings(settings, context), *_admin_bindings(tester, manager)]
 
 
@@ -106,7 +113,7 @@ async def _access_bindings(settings: AdminSettings, context: ServiceContext) -> 
             f"DESCRIPTOR_PATH={settings.descriptor_path!r} cannot be read ({error.strerror}): "
             "run `make protos`"
         ) from None
-    routes = RouteMap.from_descriptor_set(descriptors)
+    routes = RouteMap.from_descriptor_set(descriptors, extra=GATEWAY_ROUTES)
     return [
         ServiceBinding.of(
             external_auth_pb2.DESCRIPTOR.services_by_name["Authorization"],
@@ -144,6 +151,35 @@ def _admin_bindings(tester: ConnectionTester, manager: SettingsManager) -> list[
             SettingsServicer(manager),
         ),
     ]
+
+
+async def _start_dashboard(settings: AdminSettings, context: ServiceContext, source: ManagedSettings) -> None:
+    """The dashboard's HTTP server. Its channels carry no identity of their own: every call it makes
+    carries the operator's credentials, which each service checks."""
+    assert context.guard is not None
+    addresses = settings.peers.by_service()
+    timeout = settings.dashboard.call_timeout_seconds
+    jobs = open_channel(addresses["jobs"], default_timeout=timeout)
+    limits = open_channel(addresses["ratelimit"], default_timeout=timeout)
+    for channel in (jobs, limits):
+        context.exit_stack.push_async_callback(channel.close)
+    service_key = settings.access.service_key
+    dashboard = Dashboard(
+        backend=Backend(jobs, limits, timeout=timeout),
+        access=DashboardAccess(
+            context.guard, secret=token_secret(service_key.get_secret_value() if service_key else None)
+        ),
+        settings_source=source,
+        audit=context.audit,
+        settings=settings.dashboard,
+    )
+    await dashboard_server.start(
+        dashboard,
+        host=settings.grpc_host,
+        port=settings.dashboard.port,
+        port_file=settings.dashboard.port_file,
+        exit_stack=context.exit_stack,
+    )
 
 
 async def _seed_keys(settings: AdminSettings, context: ServiceContext) -> None:

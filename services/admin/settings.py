@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field
 
 from services.bigquery.settings import BigQueryBackendSettings
+from services.admin.dashboard.settings import DashboardSettings
 from services.runtime.settings import PeerAddresses, ServiceSettings
 
 
@@ -34,3 +35,4 @@ class AdminSettings(ServiceSettings):
     settings_history_max_entries: int = Field(
         default=1_000, ge=10, le=100_000, description="Settings changes kept in the history, newest."
     )
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)

@@ -57,6 +57,11 @@ def render(settings: GatewaySettings) -> str:
         values["SINK_MAX_PLUS_ONE"] = str(MAX_DRAINED_BYTES + 1)
     else:
         template = without_block(template, "body_sink")
+    if settings.dashboard_address:
+        values["DASHBOARD_HOST"], dashboard_port = split_address(settings.dashboard_address)
+        values["DASHBOARD_PORT"] = str(dashboard_port)
+    else:
+        template = without_block(template, "dashboard")
     for service, address in settings.peers.by_service().items():
         host, port = split_address(address)
         values[f"{service.upper()}_HOST"] = host

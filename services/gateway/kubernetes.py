@@ -44,6 +44,8 @@ def kubernetes_settings(base: GatewaySettings, *, tls: bool) -> GatewaySettings:
             "reflection_address": "",
             # The body sink runs in the reflection process: none either, Envoy's buffer filter answers 413.
             "body_sink_address": "",
+            # The dashboard's HTTP port on the admin Service (deploy/base/admin).
+            "dashboard_address": "admin:8091",
             "tls_cert_file": str(TLS_DIR / "tls.crt") if tls else None,
             "tls_key_file": str(TLS_DIR / "tls.key") if tls else None,
         }

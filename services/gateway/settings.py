@@ -82,6 +82,11 @@ class GatewaySettings(BaseSettings):
         "over its route's limit is drained there and answered 413, so clients that send their whole body "
         "before reading (urllib) get the answer, not a reset. Empty: Envoy's buffer filter answers alone.",
     )
+    dashboard_address: str = Field(
+        default="localhost:8091",
+        description="The queue dashboard's HTTP server in the admin process (DASHBOARD_PORT), routed at "
+        "/api/bull-board/. Empty: the gateway routes no dashboard.",
+    )
     # Both set: the listener speaks TLS only (HTTP/2 and HTTP/1.1 by ALPN), with this certificate.
     tls_cert_file: str | None = Field(default=None, description="PEM certificate chain of the listener.")
     tls_key_file: str | None = Field(default=None, description="PEM private key of that certificate.")

@@ -30,9 +30,10 @@ from tests.deploy.settings_env import (
 OVERLAY_RENDERS = [f"overlays/{name}" for name in OVERLAYS]
 CHECKED = ["base", "base+all(redis-in-cluster)", "base+all(external-redis)", *OVERLAY_RENDERS]
 DOCS = REPO_ROOT / "docs" / "deploy.md"
-# The admin dashboard's HTTP port (issue 12) has no setting yet: declared in the Service, the container
-# and the NetworkPolicy ahead of it.
-PORTS_WITHOUT_A_SETTING = {("admin", "http")}
+# Ports that no setting names (none now: the admin's `http` port is the dashboard's DASHBOARD_PORT).
+PORTS_WITHOUT_A_SETTING: set[tuple[str, str]] = set()
+# Envoy's one plain-HTTP upstream: the dashboard, on the admin Service's `http` port.
+HTTP_CLUSTERS = {"dashboard"}
 # Names that would hold a secret if a ConfigMap or a plain env value carried them.
 # A switch named for keys (SWITCHBOARD_REQUIRE_API_KEYS) is not a key.
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|(?<!REQUIRE_)API_KEYS?$|HTPASSWD|PRIVATE", re.IGNORECASE)
@@ -69,11 +70,12 @@ def test_envoy_clusters_point_at_services_and_ports_that_exist(
                 service = rendered.get("Service", host)
                 ports = {int(p["port"]): p for p in service["spec"]["ports"]}
                 assert port in ports, (cluster["name"], host, port, list(ports))
-                assert ports[port]["name"] == "grpc", (cluster["name"], "Envoy talks gRPC to it")
+                kind = "http" if cluster["name"] in HTTP_CLUSTERS else "grpc"
+                assert ports[port]["name"] == kind, (cluster["name"], f"Envoy talks {kind} to it")
                 workloads = rendered.selected_by(service)
                 assert workloads, f"Service {host} selects no pods"
                 for workload in workloads:
-                    assert port_named(next(containers(workload)), "grpc") == port, (host, port)
+                    assert port_named(next(containers(workload)), kind) == port, (host, port)
 
 
 @pytest.mark.parametrize("name", CHECKED)
@@ -97,8 +99,13 @@ def test_service_ports_match_container_ports_and_settings(renders: dict[str, Ren
                 settings = load_from(
                     SETTINGS_BY_MODULE[switchboard[owner][1]], process_environment(rendered, container)
                 )
-                setting = {"grpc": "grpc_port", "metrics": "metrics_port"}[port["name"]]
-                assert getattr(settings, setting) == container_port, (owner, setting)
+                setting = {"grpc": "grpc_port", "metrics": "metrics_port", "http": "dashboard.port"}[
+                    port["name"]
+                ]
+                value: Any = settings
+                for part in setting.split("."):
+                    value = getattr(value, part)
+                assert value == container_port, (owner, setting)
     # The gateway: its container port is the port Envoy's listener binds.
     listener = _envoy_config(rendered)["static_resources"]["listeners"][0]
     gateway = next(containers(rendered.get("Deployment", "gateway")))
