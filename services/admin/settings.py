@@ -6,8 +6,8 @@ from pathlib import Path
 
 from pydantic import Field
 
-from services.bigquery.settings import BigQueryBackendSettings
 from services.admin.dashboard.settings import DashboardSettings
+from services.bigquery.settings import BigQueryBackendSettings
 from services.runtime.settings import PeerAddresses, ServiceSettings
 
 
