@@ -19,7 +19,7 @@ from services.analytics.events import Event, validate_batch, validate_batch_id
 from services.analytics.retention_source import RetentionSource
 from services.analytics.settings import AnalyticsLimits
 from services.analytics.store import AnalyticsStore, StoreOutcome
-from services.runtime.errors import InvalidArgumentError
+from services.runtime.errors import InvalidArgumentError, SwitchboardError
 
 AGGREGATE_TASK = "analytics.aggregate"
 AGGREGATE_QUEUE = "analytics"
@@ -78,6 +78,7 @@ class Ingestor:
         timed = [e if e.timestamp_ms else replace(e, timestamp_ms=now_ms) for e in events]
         minute_retention = self._retention.current.minute_retention_seconds
         validate_batch(timed, limits=limits, now_ms=now_ms, oldest_ms=now_ms - minute_retention * 1000)
+        chosen_by_caller = bool(batch_id)
         batch_id = batch_id or uuid.uuid4().hex
         stored = await self._store.store_batch(
             batch_id,
@@ -94,9 +95,15 @@ class Ingestor:
                 "ANALYTICS_MAX_EVENT_NAMES",
             )
         payload = {"batch_id": batch_id}
-        job_id = await self._jobs.submit(
-            queue=AGGREGATE_QUEUE, task=AGGREGATE_TASK, payload=payload, job_id=aggregate_job_id(batch_id)
-        )
+        try:
+            job_id = await self._jobs.submit(
+                queue=AGGREGATE_QUEUE, task=AGGREGATE_TASK, payload=payload, job_id=aggregate_job_id(batch_id)
+            )
+        except SwitchboardError:
+            if not chosen_by_caller and stored.outcome is StoreOutcome.STORED:
+                # Nobody can send this generated id again: its events would only wait out their TTL.
+                await self._store.discard_batch(batch_id)
+            raise
         if self._export_enabled:
             await self._jobs.submit(
                 queue=EXPORT_QUEUE, task=EXPORT_TASK, payload=payload, job_id=export_job_id(batch_id)

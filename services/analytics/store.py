@@ -94,6 +94,10 @@ class AnalyticsStore:
             StoreOutcome(outcome.decode() if isinstance(outcome, bytes) else outcome), int(count)
         )
 
+    async def discard_batch(self, batch_id: str) -> None:
+        """Forgets a kept batch no job will read (its job could not be submitted)."""
+        await self._redis.delete(self.keys.batch(batch_id))
+
     async def load_batch(self, batch_id: str) -> list[Event] | None:
         """The batch's events; None once no job needs them any more (or they expired)."""
         raw = await self._redis.hget(self.keys.batch(batch_id), "events")
