@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 
@@ -289,3 +291,53 @@ def test_job_actions_promote_duplicate_remove_and_clean(stack: Stack, http: requ
     )  # fmt: skip
     assert done.status_code == 303 and "cancel:+1+of+1+jobs" in done.headers["Location"]
     assert status(later).json()["state"] == "JOB_STATE_CANCELLED"
+
+
+def test_retry_all_failed_and_promote_all_delayed_of_a_queue(stack: Stack, http: requests.Session) -> None:
+    def submit(**extra: object) -> str:
+        job_id = f"queue-action-{uuid.uuid4().hex[:8]}"
+        body = {"queue": "bigquery", "task": "diagnostics.fail", "jobId": job_id, **extra}
+        answer = http.post(f"{stack.gateway_url}/api/job", json=body, auth=stack.admin_auth, timeout=10)
+        assert answer.status_code == 200, answer.text
+        return job_id
+
+    def state(job_id: str) -> str:
+        answer = http.get(
+            f"{stack.gateway_url}/api/job/status", params={"id": job_id}, auth=stack.admin_auth, timeout=10
+        )
+        return str(answer.json()["state"])
+
+    def act(path: str) -> str:
+        page = http.get(f"{stack.gateway_url}{BOARD}/queues/bigquery", auth=stack.admin_auth, timeout=10)
+        answer = http.post(
+            f"{stack.gateway_url}{BOARD}{path}", data={"csrf": _token(page.text)}, headers=_origin(stack),
+            auth=stack.admin_auth, timeout=10, allow_redirects=False,
+        )  # fmt: skip
+        assert answer.status_code == 303, answer.text[:300]
+        return urllib.parse.unquote_plus(answer.headers["Location"])
+
+    failed = submit(payload={"retryable": False})
+    deadline = time.monotonic() + 30
+    while state(failed) != "JOB_STATE_FAILED":
+        assert time.monotonic() < deadline, "the job did not fail"
+        time.sleep(0.1)
+    delayed = submit(payload={"retryable": False}, delayMs=600_000)
+
+    notice = act("/queues/bigquery/retry-failed")
+    assert re.search(r"retried [1-9]\d* failed jobs of bigquery", notice), notice
+    assert (
+        state(failed) != "JOB_STATE_FAILED"
+        or len(
+            http.get(
+                f"{stack.gateway_url}/api/job/status",
+                params={"id": failed},
+                auth=stack.admin_auth,
+                timeout=10,
+            ).json()["attemptErrors"]
+        )
+        == 2
+    )
+
+    notice = act("/queues/bigquery/promote-delayed")
+    assert re.search(r"promoted [1-9]\d* delayed jobs of bigquery", notice), notice
+    assert state(delayed) != "JOB_STATE_DELAYED"

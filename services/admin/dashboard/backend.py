@@ -98,39 +98,29 @@ class Backend:
             operator, self.limits.GetUsage, ratelimit_pb2.GetUsageRequest(rule=rule, key=key)
         )
 
-    async def logs(self, operator: Operator, job_id: str) -> jobs_pb2.GetJobLogsResponse | None:
-        """The job's log lines (the newest 1,000 kept); None while the jobs service cannot serve them."""
-        return await _unless_unimplemented(
-            self.call(operator, self.jobs.GetJobLogs, jobs_pb2.GetJobLogsRequest(id=job_id, page_size=1000))
-        )
+    async def logs(self, operator: Operator, job_id: str) -> jobs_pb2.GetJobLogsResponse:
+        """The job's log lines, the first 1,000 (the jobs service keeps a capped number per job)."""
+        request = jobs_pb2.GetJobLogsRequest(id=job_id, page_size=1000)
+        return await self.call(operator, self.jobs.GetJobLogs, request)
 
     async def metrics(
         self, operator: Operator, queue: str, *, minutes: int
-    ) -> list[jobs_pb2.QueueMetricsMinute] | None:
-        """The queue's last `minutes` per-minute history; None while the jobs service has none."""
+    ) -> list[jobs_pb2.QueueMetricsMinute]:
+        """The queue's last `minutes` of per-minute history, oldest first."""
         request = jobs_pb2.GetQueueMetricsRequest(name=queue)
         end = int(time.time())
         request.end_time.FromSeconds(end)
         request.start_time.FromSeconds(end - minutes * 60)
-        response = await _unless_unimplemented(self.call(operator, self.jobs.GetQueueMetrics, request))
-        return None if response is None else list(response.minutes)
+        response = await self.call(operator, self.jobs.GetQueueMetrics, request)
+        return list(response.minutes)
 
     async def search(
         self, operator: Operator, where: jobs_pb2.JobFilter, *, page_size: int, page_token: str = ""
-    ) -> jobs_pb2.SearchJobsResponse | None:
+    ) -> jobs_pb2.SearchJobsResponse:
         request = jobs_pb2.SearchJobsRequest(filter=where, page_size=page_size, page_token=page_token)
-        return await _unless_unimplemented(self.call(operator, self.jobs.SearchJobs, request))
+        return await self.call(operator, self.jobs.SearchJobs, request)
 
     async def bulk(
         self, operator: Operator, request: jobs_pb2.BulkJobActionRequest
-    ) -> jobs_pb2.BulkJobActionResponse | None:
-        return await _unless_unimplemented(self.call(operator, self.jobs.BulkJobAction, request))
-
-
-async def _unless_unimplemented(call: Awaitable[T]) -> T | None:
-    try:
-        return await call
-    except BackendError as error:
-        if error.status == 501:
-            return None
-        raise
+    ) -> jobs_pb2.BulkJobActionResponse:
+        return await self.call(operator, self.jobs.BulkJobAction, request)

@@ -2,18 +2,13 @@
 state and a time range, newest first.
 
 It asks the jobs service: an exact id through GetJobStatus, the rest through SearchJobs (its index of
-task names and payload and error words), one query per kind of match, merged newest first. Where the jobs
-service does not serve SearchJobs yet (UNIMPLEMENTED), it reads ListJobs pages and matches the payload
-and error text here, over the newest `scan_limit` jobs at most.
+task names and payload and error words), one query per kind of match, merged newest first.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-from google.protobuf import json_format
 
 from services.admin.dashboard.access import Operator
 from services.admin.dashboard.backend import Backend, BackendError
@@ -21,7 +16,6 @@ from services.admin.dashboard.presentation import state_value
 from switchboard.jobs.v1 import jobs_pb2
 
 MAX_QUERY = 200
-_SCAN_PAGE = 500
 # SearchJobs pages read per kind of match (a page may come back short: its scan budget ran out).
 _MAX_PAGES = 20
 
@@ -57,34 +51,13 @@ class JobFilter:
         named = {"q": self.text, "queue": self.queue, "state": self.state, "since": self.since}
         return {key: value for key, value in {**named, "until": self.until}.items() if value}
 
-    def matches(self, job: jobs_pb2.Job) -> bool:
-        since, until = self.bounds()
-        created = job.created_at.seconds + job.created_at.nanos / 1e9
-        if (since is not None and created < since) or (until is not None and created > until):
-            return False
-        if not self.text:
-            return True
-        needle = self.text.lower()
-        error = job.error
-        haystack = (
-            job.id,
-            job.task,
-            json.dumps(json_format.MessageToDict(job.payload), ensure_ascii=False),
-            f"{error.type} {error.message}",
-            *(f"{e.type} {e.message}" for e in job.attempt_errors),
-        )
-        return any(needle in text.lower() for text in haystack)
-
 
 async def find(
-    backend: Backend, operator: Operator, where: JobFilter, *, limit: int, scan_limit: int
+    backend: Backend, operator: Operator, where: JobFilter, *, limit: int
 ) -> tuple[list[jobs_pb2.Job], bool]:
     """→ (jobs matching `where`, newest first, at most `limit`; whether more may match than returned)."""
     exact = await _exact(backend, operator, where)
-    indexed = await _indexed(backend, operator, where, limit=limit, exact=exact)
-    if indexed is not None:
-        return indexed
-    return await _scanned(backend, operator, where, limit=limit, scan_limit=scan_limit, exact=exact)
+    return await _indexed(backend, operator, where, limit=limit, exact=exact)
 
 
 async def _exact(backend: Backend, operator: Operator, where: JobFilter) -> jobs_pb2.Job | None:
@@ -103,7 +76,7 @@ async def _exact(backend: Backend, operator: Operator, where: JobFilter) -> jobs
 
 async def _indexed(
     backend: Backend, operator: Operator, where: JobFilter, *, limit: int, exact: jobs_pb2.Job | None
-) -> tuple[list[jobs_pb2.Job], bool] | None:
+) -> tuple[list[jobs_pb2.Job], bool]:
     base = jobs_pb2.JobFilter(queue=where.queue)
     if where.state:
         base.states.append(state_value(where.state))
@@ -134,8 +107,6 @@ async def _indexed(
                 if error.status == 400:  # not a valid value for this kind of match (e.g. a task name)
                     break
                 raise
-            if response is None:
-                return None
             found.update((job.id, job) for job in response.jobs)
             taken += len(response.jobs)
             token = response.next_page_token
@@ -146,43 +117,6 @@ async def _indexed(
         found.values(), key=lambda job: (job.created_at.seconds, job.created_at.nanos), reverse=True
     )
     return ordered[:limit], more or len(ordered) > limit
-
-
-async def _scanned(
-    backend: Backend,
-    operator: Operator,
-    where: JobFilter,
-    *,
-    limit: int,
-    scan_limit: int,
-    exact: jobs_pb2.Job | None,
-) -> tuple[list[jobs_pb2.Job], bool]:
-    found: list[jobs_pb2.Job] = []
-    seen: set[str] = set()
-    if exact is not None:
-        found.append(exact)
-        seen.add(exact.id)
-    token, scanned = "", 0
-    while len(found) < limit:
-        page, token = await backend.jobs_page(
-            operator,
-            queue=where.queue,
-            state=state_value(where.state),
-            page_size=_SCAN_PAGE,
-            page_token=token,
-        )
-        scanned += len(page)
-        for job in page:
-            if job.id not in seen and where.matches(job):
-                found.append(job)
-                seen.add(job.id)
-                if len(found) == limit:
-                    return found, bool(token)
-        if not token:
-            return found, False
-        if scanned >= scan_limit:
-            return found, True
-    return found, bool(token)
 
 
 def _moment(text: str, name: str) -> float | None:

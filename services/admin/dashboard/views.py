@@ -46,7 +46,6 @@ _BULK_ENUM = {
 _SINGLE = {
     "retry": ("RetryJob", jobs_pb2.RetryJobRequest),
     "cancel": ("CancelJob", jobs_pb2.CancelJobRequest),
-    "remove": ("RemoveJob", jobs_pb2.RemoveJobRequest),
     "promote": ("PromoteJob", jobs_pb2.PromoteJobRequest),
 }
 # BulkJobAction takes at most this many ids a call.
@@ -316,9 +315,7 @@ class Dashboard:
         jobs: list[jobs_pb2.Job] = []
         partial = False
         if searched:
-            jobs, partial = await find(
-                self._backend, operator, where, limit=100, scan_limit=self._settings.max_bulk_jobs * 2
-            )
+            jobs, partial = await find(self._backend, operator, where, limit=100)
         queues = [q.name for q in await self._backend.queues(operator)]
         return Page(
             "search.html",
@@ -466,64 +463,35 @@ class Dashboard:
     async def _ids(self, operator: Operator, where: JobFilter) -> list[str]:
         jobs, _ = await find(
             self._backend, operator, where, limit=self._settings.max_bulk_jobs,
-            scan_limit=self._settings.max_bulk_jobs * 10,
         )  # fmt: skip
         return [job.id for job in jobs]
 
     async def _apply(self, action: str, ids: list[str], operator: Operator, *, dry_run: bool = False) -> int:
-        """Runs `action` on the jobs (BulkJobAction, a chunk of ids a call; one call per job where the
-        jobs service has no BulkJobAction yet); → how many it changed (or, dry, would change)."""
+        """Runs `action` on the jobs through BulkJobAction, a chunk of ids a call; → how many it changed
+        (or, dry, would change): a job in a state the action does not apply to is skipped."""
         done = 0
         for start in range(0, len(ids), _BULK_IDS_PER_CALL):
             chunk = ids[start : start + _BULK_IDS_PER_CALL]
             request = jobs_pb2.BulkJobActionRequest(action=_BULK_ENUM[action], ids=chunk, dry_run=dry_run)
-            response = await self._backend.bulk(operator, request)
-            if response is None:
-                return await self._apply_one_by_one(action, ids, operator, dry_run=dry_run)
-            done += response.affected
-        return done
-
-    async def _apply_one_by_one(
-        self, action: str, ids: list[str], operator: Operator, *, dry_run: bool
-    ) -> int:
-        if dry_run:
-            return len(ids)
-        method, request_type = _SINGLE[action]
-        done = 0
-        for job_id in ids:
-            try:
-                await self._backend.call(
-                    operator, getattr(self._backend.jobs, method), request_type(id=job_id)
-                )
-            except BackendError as error:
-                if error.status in (400, 404, 409):  # not in a state the action applies to, or gone
-                    continue
-                raise
-            done += 1
+            done += (await self._backend.bulk(operator, request)).affected
         return done
 
     async def _apply_filter(self, action: str, queue: str, state: str, operator: Operator) -> int:
         """`action` on every job of `queue` in `state`: BulkJobAction by filter, called again while it
-        says more remain (bounded); the jobs' ids where the jobs service has no BulkJobAction yet."""
+        says more remain, a few calls at most (each call is bounded by the jobs service)."""
         where = jobs_pb2.JobFilter(queue=queue, states=[presentation.state_value(state)])
         done = 0
         for _ in range(max(self._settings.max_bulk_jobs // _BULK_IDS_PER_CALL, 1) + 1):
-            response = await self._backend.bulk(
-                operator, jobs_pb2.BulkJobActionRequest(action=_BULK_ENUM[action], filter=where)
-            )
-            if response is None:
-                ids = await self._ids(operator, JobFilter(queue=queue, state=state))
-                return await self._apply_one_by_one(action, ids, operator, dry_run=False)
+            request = jobs_pb2.BulkJobActionRequest(action=_BULK_ENUM[action], filter=where)
+            response = await self._backend.bulk(operator, request)
             done += response.affected
             if not response.more_remain or not response.affected:
                 break
         return done
 
-    async def _day_charts(self, operator: Operator, queue: str) -> list[Any] | None:
+    async def _day_charts(self, operator: Operator, queue: str) -> list[Any]:
         """The queue's last 24 h per minute: completed and failed, wait and run time p50/p95."""
         minutes = await self._backend.metrics(operator, queue, minutes=24 * 60)
-        if minutes is None:
-            return None
         return [
             charts.bars({"completed": [m.completed for m in minutes], "failed": [m.failed for m in minutes]},
                         title=f"{queue}: completed and failed per minute, last 24 h"),
@@ -534,32 +502,15 @@ class Dashboard:
         ]  # fmt: skip
 
     async def _last_hour(self, operator: Operator, queues: list[jobs_pb2.Queue]) -> Any:
-        """Completed and failed jobs per minute over the last hour, every queue together: from the
-        queues' metrics history, or (while the jobs service keeps none) from the newest finished jobs."""
+        """Completed and failed jobs per minute over the last hour, every queue together, from the queues'
+        metrics history."""
         series = {"completed": [0.0] * 60, "failed": [0.0] * 60}
         for queue in queues:
             minutes = await self._backend.metrics(operator, queue.name, minutes=60)
-            if minutes is None:
-                return await self._last_hour_from_jobs(operator)
             for index, minute in enumerate(minutes[-60:]):
                 offset = 60 - len(minutes[-60:]) + index
                 series["completed"][offset] += minute.completed
                 series["failed"][offset] += minute.failed
-        return _hour_summary(series)
-
-    async def _last_hour_from_jobs(self, operator: Operator) -> Any:
-        now = time.time()
-        series: dict[str, list[float]] = {}
-        for state in ("completed", "failed"):
-            counts = [0.0] * 60
-            jobs, _ = await self._backend.jobs_page(
-                operator, state=presentation.state_value(state), page_size=500
-            )
-            for job in jobs:
-                age = now - (job.finished_at.seconds + job.finished_at.nanos / 1e9)
-                if 0 <= age < 3600:
-                    counts[59 - int(age // 60)] += 1
-            series[state] = counts
         return _hour_summary(series)
 
 
