@@ -7,12 +7,16 @@ A task asks for it with taskiq's dependency injection:
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from redis.exceptions import RedisError
 from taskiq import Context, TaskiqDepends
 
 from services.runtime.errors import JobError
+
+logger = logging.getLogger(__name__)
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -50,12 +54,18 @@ class JobContext:
     async def log(self, message: str, level: str = "info") -> bool:
         """Adds a line to the job's log (GetJobLogs, the dashboard's job page). `level`: debug, info,
         warning or error. Lines are kept up to JOB_LOG_MAX_LINES per job, each cut to
-        JOB_LOG_MAX_LINE_CHARS; → False once a line was not kept (past the cap)."""
+        JOB_LOG_MAX_LINE_CHARS; → False when a line was not kept (past the cap, or Redis could not be reached:
+        a log line never fails the job)."""
         if level not in LOG_LEVELS:
             raise ValueError(f"unknown log level {level!r}; use one of: {', '.join(LOG_LEVELS)}")
         if self._write_log is None:
             return False
-        return await self._write_log(level, str(message))
+        try:
+            return await self._write_log(level, str(message))
+        except (RedisError, OSError) as error:
+            # A log line is not worth failing the job over: the task goes on, the line is lost.
+            logger.warning("job log line not written", extra={"job_id": self.job_id, "error": str(error)})
+            return False
 
     def raise_if_cancelled(self) -> None:
         if self.cancelled.is_set():

@@ -52,9 +52,6 @@ class QueueKeys:
     def logs(self, job_id: str) -> str:
         return f"{self.base}logs:{job_id}"
 
-    def timeline(self, job_id: str) -> str:
-        return f"{self.base}timeline:{job_id}"
-
     def state_search_index(self, state: str) -> str:
         """Jobs in one state by creation time (the search index; `s:<state>` is by time in the state)."""
         return f"{self.base}ix:state:{state}"

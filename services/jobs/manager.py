@@ -221,16 +221,22 @@ class JobManager:
     async def _bulk_ids(self, action: BulkAction, ids: list[str], dry_run: bool) -> BulkOutcome:
         outcome = BulkOutcome(dry_run=dry_run)
         if dry_run:
-            for job_id in ids:
+
+            async def state_of(job_id: str) -> JobState | NotFoundError:
                 try:
-                    job = await self._store.get(job_id)
+                    return (await self._store.get(job_id)).state
                 except NotFoundError as error:
-                    outcome.fail(BulkFailure(job_id, error.reason, error.message))
-                    continue
-                if job.state in APPLIES_TO[action]:
-                    outcome.affected += 1
-                else:
-                    outcome.fail(_not_applicable(action, job.id, job.state))
+                    return error
+
+            for start in range(0, len(ids), BULK_CONCURRENCY):
+                chunk = ids[start : start + BULK_CONCURRENCY]
+                for job_id, state in zip(chunk, await asyncio.gather(*map(state_of, chunk)), strict=True):
+                    if isinstance(state, NotFoundError):
+                        outcome.fail(BulkFailure(job_id, state.reason, state.message))
+                    elif state in APPLIES_TO[action]:
+                        outcome.affected += 1
+                    else:
+                        outcome.fail(_not_applicable(action, job_id, state))
             return outcome
         await self._apply(action, [(job_id, "") for job_id in ids], outcome)
         return outcome

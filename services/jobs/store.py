@@ -213,11 +213,10 @@ class JobStore:
             for queue in self.queues:
                 pipe.hgetall(self.keys(queue).job(job_id))
                 pipe.lrange(self.keys(queue).errors(job_id), 0, -1)
-                pipe.lrange(self.keys(queue).timeline(job_id), 0, -1)
             replies = await pipe.execute()
-        for index in range(0, len(replies), 3):
+        for index in range(0, len(replies), 2):
             if replies[index]:
-                return _job_from_hash(replies[index], replies[index + 1], replies[index + 2])
+                return _job_from_hash(replies[index], replies[index + 1])
         raise _not_found(job_id)
 
     async def counts(self, queue: str) -> dict[JobState, int]:
@@ -696,11 +695,7 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _job_from_hash(
-    fields: Mapping[bytes, bytes] | Mapping[str, str],
-    errors: Sequence[bytes | str],
-    timeline: Sequence[bytes | str] = (),
-) -> Job:
+def _job_from_hash(fields: Mapping[bytes, bytes] | Mapping[str, str], errors: Sequence[bytes | str]) -> Job:
     f = {_text(k): _text(v) for k, v in fields.items() if _text(k) != "message"}
 
     def number(name: str) -> int | None:
@@ -729,7 +724,7 @@ def _job_from_hash(
         has_result="result" in f,
         worker=f.get("worker", ""),
         version=int(f.get("version", 0)),
-        transitions=tuple(_transition(_text(line)) for line in timeline),
+        transitions=tuple(_transition(entry) for entry in f.get("timeline", "").split(";") if entry),
         last_worker=f.get("last_worker", ""),
     )
 

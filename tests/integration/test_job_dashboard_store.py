@@ -248,3 +248,15 @@ async def test_a_dead_lettered_job_is_found_by_its_error_words(store: JobStore) 
     job = await store.get("poison")
     assert job.attempt_errors[-1].worker == "host:9"
     assert job.transitions[-1].state is JobState.DEAD_LETTERED
+
+
+async def test_the_timeline_keeps_the_last_hundred_transitions(store: JobStore) -> None:
+    await _submit(store, "busy", {})
+    for _ in range(60):
+        await store.cancel("busy")
+        await store.retry("busy")
+    job = await store.get("busy")
+    assert len(job.transitions) == 100
+    assert job.transitions[-1].state is JobState.WAITING
+    assert job.transitions[-2].state is JobState.CANCELLED
+    assert job.transitions[0].at_ms <= job.transitions[-1].at_ms

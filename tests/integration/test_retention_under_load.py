@@ -67,9 +67,11 @@ async def test_thirty_thousand_jobs_leave_a_thousand_and_memory_returns(
     )
     kept, _ = await store.list_jobs(queues=["analytics"], state=JobState.COMPLETED, page_size=1)
     assert kept[0].payload["n"] >= JOBS - KEEP - 200, "the newest are the ones kept"
+    # The 1,000 kept jobs hold about 3.5 MB (each with its search-index entries and timeline, ~0.6 KB of
+    # it); a leak of even one index entry per removed job (29,000 of them, ~90 B each) would add 2.6 MB.
     await eventually(
         lambda: _memory(redis_client),
-        lambda used: used <= baseline + 4 * 1024 * 1024,
+        lambda used: used <= baseline + 5 * 1024 * 1024,
         timeout=10,
         what=f"Redis memory back near its baseline of {baseline} bytes",
     )

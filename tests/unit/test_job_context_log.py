@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from services.jobs.context import JobContext
 
@@ -28,3 +29,11 @@ async def test_an_unknown_level_is_refused_saying_which_exist() -> None:
     job = JobContext("j", "analytics", attempt=1, deliveries=1, report_progress=_never, write_log=None)
     with pytest.raises(ValueError, match="use one of: debug, info, warning, error"):
         await job.log("x", "fatal")
+
+
+async def test_a_log_line_redis_cannot_take_does_not_fail_the_task() -> None:
+    async def unreachable(level: str, message: str) -> bool:
+        raise RedisConnectionError("connection refused")
+
+    job = JobContext("j", "analytics", attempt=1, deliveries=1, report_progress=_never, write_log=unreachable)
+    assert not await job.log("lost")

@@ -12,11 +12,23 @@ local function jkey(id) return B .. 'job:' .. id end
 local function ekey(id) return B .. 'errors:' .. id end
 local function wake() redis.call('ZADD', key('marker'), 0, 'm') end
 local KEEP_TRANSITIONS = 100
--- One line of the job's timeline: the state it entered, when, and the worker that took or ran it.
-local function note_transition(id, to, t, worker)
-  local tk = B .. 'timeline:' .. id
-  redis.call('RPUSH', tk, to .. ' ' .. t .. ' ' .. (worker or ''))
-  redis.call('LTRIM', tk, -KEEP_TRANSITIONS, -1)
+-- One entry of the job's timeline (its `timeline` field, `;`-separated, the last KEEP_TRANSITIONS): the
+-- state it entered, when, and the worker that took or ran it. A field, not a list of its own: a key per
+-- job costs more memory than the entries.
+local function note_transition(jk, to, t, worker)
+  local entry = to .. ' ' .. t .. ' ' .. (worker or '')
+  local line = redis.call('HGET', jk, 'timeline')
+  if line and line ~= '' then
+    line = line .. ';' .. entry
+    local _, separators = string.gsub(line, ';', ';')
+    while separators >= KEEP_TRANSITIONS do
+      line = string.sub(line, string.find(line, ';', 1, true) + 1)
+      separators = separators - 1
+    end
+  else
+    line = entry
+  end
+  redis.call('HSET', jk, 'timeline', line)
 end
 -- Moves a job between the per-state indexes (score: when it entered the state); counts the transition.
 local function set_state(jk, id, from, to, t)
@@ -29,7 +41,7 @@ local function set_state(jk, id, from, to, t)
   redis.call('ZADD', B .. 'ix:state:' .. to, redis.call('HGET', jk, 'created_at'), id)
   local worker = ''
   if from == 'active' or to == 'active' then worker = redis.call('HGET', jk, 'last_worker') or '' end
-  note_transition(id, to, t, worker)
+  note_transition(jk, to, t, worker)
 end
 -- The search index (docs/key-layout.md): zsets of job ids scored by creation time, one per state, one per
 -- task and one per word of the payload or of the last error. The words a job is filed under are kept on it
@@ -74,7 +86,7 @@ local function forget(id)
   unindex_words('payload', id, h[2])
   unindex_words('error', id, h[3])
   redis.call('ZREM', key('all'), id)
-  redis.call('DEL', jk, ekey(id), B .. 'logs:' .. id, B .. 'timeline:' .. id)
+  redis.call('DEL', jk, ekey(id), B .. 'logs:' .. id)
 end
 -- The per-minute metrics history (services/jobs/queue_history.py reads it; the bounds are the same):
 -- a hash per queue and minute of counters and latency histograms, kept a bit over 24 hours.

@@ -18,7 +18,7 @@ redis.call('HSET', jk, 'id', id, 'queue', ARGV[2], 'task', ARGV[3], 'payload', A
 redis.call('ZADD', B .. 'ix:task:' .. ARGV[3], t, id)
 redis.call('ZADD', B .. 'ix:state:' .. state, t, id)
 index_words('payload', id, t, ARGV[9])
-note_transition(id, state, t, '')
+note_transition(jk, state, t, '')
 redis.call('ZADD', key('all'), t, id)
 redis.call('ZADD', key('s:' .. state), t, id)
 if delay > 0 then
