@@ -53,6 +53,8 @@ bench: setup ## Benchmarks against their peers (see BENCHMARKS.md); a few minute
 	$(BIN)/python -m bench.ratelimit_bench
 	$(BIN)/python -m bench.query_cache_bench
 	$(BIN)/python -m bench.analytics_bench
+	$(BIN)/python -m bench.search_bench
+	$(BIN)/python -m bench.dashboard_bench
 
 .PHONY: deploy-render
 deploy-render: setup ## Write the gateway's Envoy config and descriptor set for kustomize (deploy/base/gateway/generated)
