@@ -30,7 +30,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf import text_format
+from google.protobuf.descriptor import FieldDescriptor, ServiceDescriptor
+from google.protobuf.message import Message
 from grpc_status import rpc_status
 from redis.exceptions import BusyLoadingError, ReadOnlyError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -191,7 +193,7 @@ def _guarded(
         finally:
             reset_delegated(delegated_token)
             reset_principal(principal_token)
-        await note(principal.label, Outcome.ALLOWED)
+        await note(principal.label, Outcome.ALLOWED, _summary(request, result))
         return result
 
     return checked
@@ -216,6 +218,38 @@ def _target(request: Any) -> str:
         if isinstance(value, str) and value:
             return value
     return ""
+
+
+_SUMMARY_REQUEST_CHARS = 300
+
+
+def _summary(request: Any, result: Any) -> str:
+    """What an allowed admin call asked and what it did, for the audit entry's detail.
+
+    The request in protobuf text form (cut short: a settings document is long), and the answer's counts
+    and flags only (`affected: 3 skipped: 1`): an answer can hold a secret (a new key's), a request never.
+    """
+    asked = text_format.MessageToString(request, as_one_line=True) if isinstance(request, Message) else ""
+    if len(asked) > _SUMMARY_REQUEST_CHARS:
+        asked = asked[: _SUMMARY_REQUEST_CHARS - 1] + "…"
+    counts: list[str] = []
+    if isinstance(result, Message):
+        for field, value in result.ListFields():
+            if field.type in _COUNT_TYPES and field.label != field.LABEL_REPEATED:
+                counts.append(f"{field.name}: {str(value).lower()}")
+    parts = [f"asked {asked}" if asked else "", f"answered {' '.join(counts)}" if counts else ""]
+    return "; ".join(part for part in parts if part)
+
+
+_COUNT_TYPES = frozenset(
+    {
+        FieldDescriptor.TYPE_INT32,
+        FieldDescriptor.TYPE_INT64,
+        FieldDescriptor.TYPE_UINT32,
+        FieldDescriptor.TYPE_UINT64,
+        FieldDescriptor.TYPE_BOOL,
+    }
+)
 
 
 async def _record(  # noqa: PLR0917 - one private call site, every argument a different thing

@@ -135,6 +135,28 @@ def test_denied_attempts_and_done_actions_are_in_the_audit(stack: Stack) -> None
     assert "admin credentials" in denied["detail"]
 
 
+def test_an_allowed_action_records_what_it_asked_and_never_a_secret(stack: Stack) -> None:
+    name = f"audited-{uuid.uuid4().hex[:8]}"
+    created = _call(
+        stack, "POST", "/api/keys", {"name": name, "scopes": ["jobs:read"]}, auth=stack.admin_auth
+    )
+    assert created.status_code == 200, created.text
+    secret = created.json()["secret"]
+    asked = {"state": "JOB_STATE_COMPLETED", "limit": 7}
+    cleaned = _call(stack, "POST", "/api/queues/ratelimit/clean", asked, auth=stack.admin_auth)
+    assert cleaned.status_code == 200, cleaned.text
+    entries = _call(stack, "GET", "/api/audit", None, params={"page_size": 50}, auth=stack.admin_auth).json()
+    create = next(
+        e for e in entries["entries"] if e["operation"].endswith("/CreateKey") and e["target"] == name
+    )
+    assert "jobs:read" in create["detail"] and secret not in create["detail"]
+    clean = next(
+        e for e in entries["entries"] if e["operation"].endswith("/CleanQueue") and e["outcome"] == "allowed"
+    )
+    assert "JOB_STATE_COMPLETED" in clean["detail"] and "limit: 7" in clean["detail"]
+    assert not any(secret in str(entry) for entry in entries["entries"])
+
+
 @pytest.fixture(scope="module")
 def locked_stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     suffix = uuid.uuid4().hex[:8]

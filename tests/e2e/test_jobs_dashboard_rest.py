@@ -59,6 +59,12 @@ def test_search_bulk_retry_logs_and_metrics_over_rest(stack: Stack, http: reques
     assert dry.json()["affected"] == "3" and dry.json()["dryRun"]
     done = http.post(f"{url}/api/job/bulk", json=bulk, auth=stack.admin_auth, timeout=10).json()
     assert done["affected"] == "3"
+    # The audit says what the bulk action was asked (its action and filter) and what it did.
+    trail = http.get(f"{url}/api/audit", params={"page_size": 20}, auth=stack.admin_auth, timeout=10).json()
+    bulk_entries = [e for e in trail["entries"] if e["operation"].endswith("/BulkJobAction")]
+    done_entry = next(e for e in bulk_entries if "dry_run" not in e.get("detail", ""))
+    assert "BULK_ACTION_RETRY" in done_entry["detail"] and word in done_entry["detail"]
+    assert "affected: 3" in done_entry["detail"]
     for job_id in ids:
         assert _wait_failed(http, url, job_id, timeout=30)["state"] == "JOB_STATE_FAILED"
     detail = http.get(f"{url}/api/job/status", params={"id": ids[0]}, timeout=10).json()
