@@ -31,18 +31,6 @@ from tests.polling import eventually
 README_QUERY = "SELECT name, COUNT(*) AS n FROM switchboard_sample.events GROUP BY name ORDER BY n DESC"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _query_worker(stack: Stack) -> None:
-    """Waits for a worker that registered `bigquery.query` (the jobs API accepts a task only then)."""
-    deadline = time.monotonic() + 30
-    while True:
-        workers = requests.get(f"{stack.gateway_url}/api/workers", timeout=10).json().get("workers", [])
-        if any("bigquery.query" in worker.get("tasks", []) for worker in workers):
-            return
-        assert time.monotonic() < deadline, f"no worker registered bigquery.query: {workers}"
-        time.sleep(0.1)
-
-
 def _unique_query() -> tuple[str, str]:
     """A query no other test ran (its own cache entry and flight), and the mark that finds its jobs."""
     mark = uuid.uuid4().hex
