@@ -9,13 +9,17 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import grpc
+
 from devstack.envoy import EnvoyProcess
 from devstack.services import REPO_ROOT, SERVICE_NAMES, ServiceProcess
 from devstack.workers import WorkerProcess
 from services.access.credentials import basic_header
+from services.access.guard import SERVICE_KEY_HEADER
 from services.gateway.config import render
 from services.gateway.settings import GatewaySettings
 from services.runtime.settings import PeerAddresses
+from switchboard.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
@@ -158,12 +162,30 @@ class Stack:
         self.dashboard_port = int(self._dashboard_port_file.read_text())
         # A restarted admin process serves the dashboard where Envoy sends it.
         admin.process.env = {**(admin.process.env or {}), "DASHBOARD_PORT": str(self.dashboard_port)}
+        self._wait_for_workers(timeout)
 
         config_path = self.run_dir / "envoy.yaml"
         config_path.write_text(render(self.gateway_settings()))
         self.envoy = EnvoyProcess(config_path, run_dir=self.run_dir)
         self.envoy.start(timeout)
         logger.info("stack ready", extra={"gateway": self.gateway_url})
+
+    def _wait_for_workers(self, timeout: float) -> None:
+        """Until the jobs service lists every worker started: SubmitJob accepts a task a worker brings
+        (`bigquery.query`) only once it has seen that worker, so "ready" must mean that too."""
+        if not self.workers:
+            return
+        suffixes = {worker.worker_id_suffix for worker in self.workers}
+        metadata = ((SERVICE_KEY_HEADER, self.service_key),)
+        with grpc.insecure_channel(self.services["jobs"].address) as channel:
+            stub = jobs_pb2_grpc.JobsServiceStub(channel)
+
+            def registered() -> bool | None:
+                listed = stub.ListWorkers(jobs_pb2.ListWorkersRequest(), metadata=metadata, timeout=2)
+                seen = {worker.id for worker in listed.workers}
+                return all(any(id_.endswith(suffix) for id_ in seen) for suffix in suffixes) or None
+
+            self.workers[0].process.wait_until(registered, timeout=timeout, what="the workers registered")
 
     def gateway_settings(self) -> GatewaySettings:
         return GatewaySettings(

@@ -8,7 +8,7 @@ import grpc
 from google.protobuf import json_format, struct_pb2
 
 from services.access.context import current_principal
-from services.bigquery import parameters, sql_guard
+from services.bigquery import guard_memo, parameters
 from services.bigquery.jobs_api import QueryState
 from services.bigquery.limits_source import LimitsSource
 from services.bigquery.queries import Queries
@@ -63,11 +63,10 @@ class QueryServicer(bigquery_pb2_grpc.QueryServiceServicer):
             "page_size", request.page_size, default=self._default_page_size, maximum=self._max_page_size
         )
         backend = self._backend
-        inspection = sql_guard.inspect(
+        inspection = guard_memo.inspect_read(
             request.sql,
             default_dataset=backend.bigquery_default_dataset,
             allowed_datasets=limits.allowed_datasets,
-            allow_writes=False,
             project=backend.project,
         )
         given = [

@@ -237,3 +237,18 @@ def test_launcher_starts_everything_and_ctrl_c_stops_it_all(launcher: _Launcher,
     launcher.process.send_signal(signal.SIGINT)
     assert launcher.process.wait(timeout=30) == 0
     _assert_all_gone(launcher)
+
+
+def test_the_readme_query_answers_rows_as_soon_as_make_run_is_ready(launcher: _Launcher) -> None:
+    """The README's quick start: `make run`, then one curl of RunQuery on the sample dataset."""
+    launcher.wait_ready()
+    sql = "SELECT name, COUNT(*) AS n FROM switchboard_sample.events GROUP BY name ORDER BY n DESC"
+    answer = requests.post(f"{launcher.url}/api/query", json={"sql": sql}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["complete"] is True and body["rows"], body
+    assert {row["name"] for row in body["rows"]} >= {"page_view", "signup", "purchase"}
+    again = requests.post(f"{launcher.url}/api/query", json={"sql": sql}, timeout=30).json()
+    assert again["cached"] is True and again["rows"] == body["rows"]
+    launcher.process.send_signal(signal.SIGINT)
+    assert launcher.process.wait(timeout=30) == 0

@@ -31,18 +31,6 @@ from tests.polling import eventually
 README_QUERY = "SELECT name, COUNT(*) AS n FROM switchboard_sample.events GROUP BY name ORDER BY n DESC"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _query_worker(stack: Stack) -> None:
-    """Waits for a worker that registered `bigquery.query` (the jobs API accepts a task only then)."""
-    deadline = time.monotonic() + 30
-    while True:
-        workers = requests.get(f"{stack.gateway_url}/api/workers", timeout=10).json().get("workers", [])
-        if any("bigquery.query" in worker.get("tasks", []) for worker in workers):
-            return
-        assert time.monotonic() < deadline, f"no worker registered bigquery.query: {workers}"
-        time.sleep(0.1)
-
-
 def _unique_query() -> tuple[str, str]:
     """A query no other test ran (its own cache entry and flight), and the mark that finds its jobs."""
     mark = uuid.uuid4().hex
@@ -272,3 +260,43 @@ def test_a_query_not_done_within_wait_ms_answers_its_job_to_follow(stack: Stack,
     assert 0.3 <= waited < 10
     status = requests.get(f"{stack.gateway_url}/api/job/status", params={"id": body["jobId"]}, timeout=10)
     assert status.status_code == 200 and status.json()["task"] == "bigquery.query", status.text
+
+
+def _patch_bigquery_settings(stack: Stack, field: str, value: int) -> None:
+    url = f"{stack.gateway_url}/api/settings"
+    current = requests.get(url, auth=stack.admin_auth, timeout=10).json()
+    changed = requests.patch(
+        url,
+        json={
+            "settings": {"bigquery": {field: value}},
+            "updateMask": f"bigquery.{field}",
+            "expectedVersion": str(current.get("version", "0")),
+        },
+        auth=stack.admin_auth,
+        timeout=10,
+    )
+    assert changed.status_code == 200, changed.text
+
+
+async def test_the_wait_bound_follows_the_live_settings(stack: Stack, sample_events: str) -> None:
+    sql, _ = _unique_query()
+    await asyncio.to_thread(_patch_bigquery_settings, stack, "maxWaitMs", 5_000)
+    try:
+        refused = await eventually(
+            lambda: asyncio.to_thread(_query, stack, {"sql": sql, "waitMs": "6000"}),
+            lambda answer: answer.status_code == 400,
+            timeout=10,
+            what="RunQuery to apply the new bigquery.max_wait_ms",
+            interval=0.05,
+        )
+        assert "1-5,000ms" in refused.json()["message"]
+    finally:
+        await asyncio.to_thread(_patch_bigquery_settings, stack, "maxWaitMs", 30_000)
+    accepted = await eventually(
+        lambda: asyncio.to_thread(_query, stack, {"sql": sql, "waitMs": "6000"}),
+        lambda answer: answer.status_code == 200,
+        timeout=10,
+        what="RunQuery to apply the restored bigquery.max_wait_ms",
+        interval=0.05,
+    )
+    assert accepted.json()["complete"] is True
