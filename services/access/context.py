@@ -4,7 +4,9 @@ itself: nothing is trusted for having come from a sibling)."""
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+from collections.abc import Iterator
 
 from services.access.principal import Principal, PrincipalKind
 
@@ -40,3 +42,18 @@ def bind_delegated(metadata: tuple[tuple[str, str], ...]) -> contextvars.Token[t
 
 def reset_delegated(token: contextvars.Token[tuple[tuple[str, str], ...]]) -> None:
     _delegated.reset(token)
+
+
+@contextlib.contextmanager
+def as_the_service() -> Iterator[None]:
+    """Calls made inside present the service's own identity, not the caller's credentials.
+
+    For a service that checked its caller's scope for what it does (`bigquery:query`, `analytics:write`)
+    and then does its own work on a sibling (submitting the job): the caller needs no scope of the
+    sibling's (`jobs:write`), and the service is answerable for asking only for what its API allows.
+    """
+    token = _delegated.set(())
+    try:
+        yield
+    finally:
+        _delegated.reset(token)

@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 from google.protobuf import struct_pb2
 
-from services.access.context import bind_delegated, reset_delegated
+from services.access.context import as_the_service
 from services.runtime.errors import UnavailableError
 from switchboard.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 
@@ -29,13 +29,11 @@ class GrpcJobSubmitter:
         body = struct_pb2.Struct()
         body.update(payload)
         request = jobs_pb2.SubmitJobRequest(queue=queue, task=task, payload=body, job_id=job_id)
-        token = bind_delegated(())  # as the service, not on the caller's behalf
         try:
-            job = await self._stub.SubmitJob(request)
+            with as_the_service():  # not on the caller's behalf: it needs no jobs:write
+                job = await self._stub.SubmitJob(request)
         except grpc.aio.AioRpcError as error:
             raise _unavailable(error, task) from None
-        finally:
-            reset_delegated(token)
         return str(job.id)
 
 

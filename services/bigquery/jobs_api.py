@@ -1,5 +1,10 @@
 """The `bigquery.query` jobs through the jobs service's gRPC API (the bigquery service never reads the
-jobs store), on a channel that passes on the credentials of the caller being served."""
+jobs store).
+
+The calls present the bigquery service's own identity (`as_the_service`): the caller's `bigquery:query`
+scope was checked for the query API, and a key needs no `jobs:*` scope besides. So this module touches only
+`bigquery.query` jobs: a job of another task is "not found" here, and is never cancelled.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
+from services.access.context import as_the_service
 from services.runtime.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
@@ -70,20 +76,24 @@ class JobsApi:
         request = jobs_pb2.SubmitJobRequest(queue=QUEUE, task=TASK, job_id=job_id)
         request.payload.update(dict(payload))
         try:
-            await self._jobs.SubmitJob(request)
+            with as_the_service():
+                await self._jobs.SubmitJob(request)
         except grpc.aio.AioRpcError as error:
             raise _translate("submit the query", error) from None
 
     async def get(self, job_id: str) -> QueryJob:
         try:
-            job = await self._jobs.GetJobStatus(jobs_pb2.GetJobStatusRequest(id=job_id))
+            with as_the_service():
+                job = await self._jobs.GetJobStatus(jobs_pb2.GetJobStatusRequest(id=job_id))
         except grpc.aio.AioRpcError as error:
             raise _translate("read the query's job", error, job_id=job_id) from None
         return _query_job(job, job_id)
 
     async def cancel(self, job_id: str) -> QueryJob:
+        await self.get(job_id)  # a query's job, or "not found": never another task's
         try:
-            job = await self._jobs.CancelJob(jobs_pb2.CancelJobRequest(id=job_id))
+            with as_the_service():
+                job = await self._jobs.CancelJob(jobs_pb2.CancelJobRequest(id=job_id))
         except grpc.aio.AioRpcError as error:
             raise _translate("cancel the query's job", error, job_id=job_id) from None
         return _query_job(job, job_id)

@@ -193,7 +193,7 @@ def _guarded(
         finally:
             reset_delegated(delegated_token)
             reset_principal(principal_token)
-        await note(principal.label, Outcome.ALLOWED, _summary(request, result))
+        await note(principal.label, Outcome.ALLOWED, _safe_summary(request, result, method))
         return result
 
     return checked
@@ -235,10 +235,18 @@ def _summary(request: Any, result: Any) -> str:
     counts: list[str] = []
     if isinstance(result, Message):
         for field, value in result.ListFields():
-            if field.type in _COUNT_TYPES and field.label != field.LABEL_REPEATED:
+            if field.type in _COUNT_TYPES and not field.is_repeated:
                 counts.append(f"{field.name}: {str(value).lower()}")
     parts = [f"asked {asked}" if asked else "", f"answered {' '.join(counts)}" if counts else ""]
     return "; ".join(part for part in parts if part)
+
+
+def _safe_summary(request: Any, result: Any, method: str) -> str:
+    try:
+        return _summary(request, result)
+    except Exception:  # the trail's detail must never change the call's answer
+        logger.warning("audit detail not summarised", exc_info=True, extra={"method": method})
+        return ""
 
 
 _COUNT_TYPES = frozenset(

@@ -16,6 +16,7 @@ import grpc
 import pytest
 import requests
 
+from devstack.bigquery_emulator import BigQueryEmulator
 from devstack.ports import free_port
 from devstack.redis import RedisServer
 from devstack.stack import Stack
@@ -158,7 +159,9 @@ def test_an_allowed_action_records_what_it_asked_and_never_a_secret(stack: Stack
 
 
 @pytest.fixture(scope="module")
-def locked_stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def locked_stack(
+    redis_server: RedisServer, bigquery_emulator: BigQueryEmulator, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     suffix = uuid.uuid4().hex[:8]
     stack = Stack(
         Path(tmp_path_factory.mktemp("locked-stack")),
@@ -170,6 +173,7 @@ def locked_stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFac
             "SWITCHBOARD_ACCESS_KEY_PREFIX": f"acc-{suffix}",
             "RATELIMIT_KEY_PREFIX": f"rl-{suffix}",
             "JOBS_KEY_PREFIX": f"sb-{suffix}",
+            **bigquery_emulator.env,
         },
         workers=1,
     )
@@ -230,6 +234,41 @@ def test_with_keys_required_services_call_each_other_with_the_service_key(locked
     assert through_gateway.status_code == 401, through_gateway.text
     worker_log = (locked_stack.run_dir / "worker-0.log").read_text()
     assert "UNAUTHENTICATED" not in worker_log, "the worker reads the rules as a service"
+
+
+def test_with_keys_required_a_query_key_needs_no_jobs_scope_and_reaches_only_query_jobs(
+    locked_stack: Stack,
+) -> None:
+    """`bigquery:query` is all a key needs for both query APIs: the bigquery service submits and reads its
+    jobs as itself. So it must never act on a job that is not a query's."""
+    created = _call(locked_stack, "POST", "/api/keys", {"name": "analyst", "scopes": ["bigquery:query"]},
+                    auth=locked_stack.admin_auth)  # fmt: skip
+    assert created.status_code == 200, created.text
+    key = {"x-api-key": created.json()["secret"]}
+    ran = _call(locked_stack, "POST", "/api/query", {"sql": "SELECT 1 AS one", "waitMs": 20000}, headers=key)
+    assert ran.status_code == 200, ran.text
+    assert ran.json()["complete"] and ran.json()["rows"] == [{"one": "1"}]
+    submitted = _call(locked_stack, "POST", "/api/bigquery", {"sql": "SELECT 2 AS two"}, headers=key)
+    assert submitted.status_code == 200, submitted.text
+    query_id = submitted.json()["jobId"]
+    results = _call(
+        locked_stack, "GET", "/api/bigquery/results", None, params={"job_id": query_id}, headers=key
+    )
+    assert results.status_code == 200, results.text
+    assert _call(locked_stack, "POST", "/api/job", {"queue": "analytics", "task": "diagnostics.echo"},
+                 headers=key).status_code == 403, "the key itself has no jobs scope"  # fmt: skip
+
+    other = _call(locked_stack, "POST", "/api/job", {"queue": "ratelimit", "task": "diagnostics.sleep",
+                  "payload": {"ms": 1}, "delayMs": 600000}, auth=locked_stack.admin_auth)  # fmt: skip
+    assert other.status_code == 200, other.text
+    other_id = other.json()["id"]
+    refused = _call(locked_stack, "POST", "/api/bigquery/cancel", {"jobId": other_id}, headers=key)
+    assert refused.status_code == 404, refused.text
+    still = _call(locked_stack, "GET", "/api/job/status", None, params={"id": other_id},
+                  auth=locked_stack.admin_auth).json()  # fmt: skip
+    assert still["state"] == "JOB_STATE_DELAYED", "a query key cancels no other job"
+    peek = _call(locked_stack, "GET", "/api/bigquery/results", None, params={"job_id": other_id}, headers=key)
+    assert peek.status_code == 404, peek.text
 
 
 def test_with_keys_required_the_rate_limit_follows_the_key_and_its_tier(locked_stack: Stack) -> None:
