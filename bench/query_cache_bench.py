@@ -47,9 +47,9 @@ from devstack.bigquery_emulator import BigQueryEmulator
 from devstack.ports import free_port
 from devstack.redis import RedisServer
 from devstack.stack import Stack
-from services.bigquery import sample_dataset
-from services.bigquery.backend import BigQueryBackend
-from services.bigquery.settings import BigQueryBackendSettings
+from services.warehouse import sample_dataset
+from services.warehouse.backend import BigQueryBackend
+from services.warehouse.settings import BigQueryBackendSettings
 
 logger = logging.getLogger("bench.query_cache_bench")
 

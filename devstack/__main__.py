@@ -24,13 +24,13 @@ from devstack.redis import RedisServer
 from devstack.services import REPO_ROOT
 from devstack.stack import Stack
 from devstack.supervisor import Supervised, Supervisor
-from services.bigquery import sample_dataset
-from services.bigquery.backend import BigQueryBackend
-from services.bigquery.settings import BackendKind, BigQueryBackendSettings
 from services.gateway.config import split_address
 from services.gateway.settings import GatewaySettings
 from services.runtime.logs import configure_logging
 from services.runtime.settings import ConfigurationError, RedisSettings, load_settings
+from services.warehouse import sample_dataset
+from services.warehouse.backend import BigQueryBackend
+from services.warehouse.settings import BackendKind, BigQueryBackendSettings
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 

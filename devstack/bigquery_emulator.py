@@ -22,7 +22,7 @@ from devstack.processes import ManagedProcess
 
 DUCKDB_VERSION = "v1.5.5"
 DEFAULT_PROJECT = "switchboard-dev"
-SAMPLE_DATASET = "switchboard_sample"  # services.bigquery.sample_dataset.DATASET
+SAMPLE_DATASET = "switchboard_sample"  # services.warehouse.sample_dataset.DATASET
 _PLATFORMS = {"x86_64": "linux_amd64", "aarch64": "linux_arm64"}
 
 

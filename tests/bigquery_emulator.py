@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from devstack.bigquery_emulator import BigQueryEmulator
-from services.bigquery import sample_dataset
-from services.bigquery.backend import BigQueryBackend
-from services.bigquery.settings import BigQueryBackendSettings
+from services.warehouse import sample_dataset
+from services.warehouse.backend import BigQueryBackend
+from services.warehouse.settings import BigQueryBackendSettings
 
 
 def backend_settings(emulator: BigQueryEmulator, **overrides: object) -> BigQueryBackendSettings:

@@ -10,9 +10,9 @@ from redis.asyncio import Redis
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.admin.connection import Probe
-from services.bigquery.backend import BigQueryBackend
-from services.bigquery.settings import BackendKind
 from services.runtime.channels import check_health
+from services.warehouse.backend import BigQueryBackend
+from services.warehouse.settings import BackendKind
 
 
 def redis_probe(redis: Redis, address: str, *, deadline_seconds: float) -> Probe:

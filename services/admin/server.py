@@ -26,10 +26,10 @@ from services.admin.servicer import ConnectionServicer, SettingsServicer
 from services.admin.settings import AdminSettings
 from services.admin.settings_manager import SettingsManager
 from services.admin.settings_store import SettingsStore
-from services.bigquery.backend import BigQueryBackend
 from services.runtime.channels import open_channel
 from services.runtime.server import ServiceBinding, ServiceContext
 from services.runtime.settings import ConfigurationError
+from services.warehouse.backend import BigQueryBackend
 from switchboard.admin.v1 import (
     audit_pb2,
     audit_pb2_grpc,

@@ -7,8 +7,8 @@ from pathlib import Path
 from pydantic import Field
 
 from services.admin.dashboard.settings import DashboardSettings
-from services.bigquery.settings import BigQueryBackendSettings
 from services.runtime.settings import PeerAddresses, ServiceSettings
+from services.warehouse.settings import BigQueryBackendSettings
 
 
 class AdminSettings(ServiceSettings):

@@ -23,8 +23,8 @@ from google.cloud import bigquery
 from google.cloud.bigquery.retry import DEFAULT_RETRY
 
 from services.analytics.events import Event
-from services.bigquery.backend import BigQueryBackend
 from services.runtime.errors import NonRetryableError, RateLimitedError
+from services.warehouse.backend import BigQueryBackend
 
 logger = logging.getLogger(__name__)
 

@@ -22,11 +22,11 @@ from services.analytics.keys import AnalyticsKeys
 from services.analytics.retention_source import RetentionSource, settings_key
 from services.analytics.settings import AnalyticsTaskSettings
 from services.analytics.store import AnalyticsStore
-from services.bigquery.backend import BigQueryBackend
-from services.bigquery.settings import BigQueryBackendSettings
 from services.jobs.catalog import task
 from services.runtime.errors import NonRetryableError
 from services.runtime.redis_pool import create_redis
+from services.warehouse.backend import BigQueryBackend
+from services.warehouse.settings import BigQueryBackendSettings
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from services.access.audit import AuditEntry, AuditLog, Outcome
 from services.access.principal import Principal
 from services.access.scopes import Scope
 from services.bigquery import completion, page_token, parameters, sql_guard
-from services.bigquery.backend import BigQueryBackend, JobRef, QueryRequest, job_labels
 from services.bigquery.jobs_api import QueryJob, QueryState
 from services.bigquery.row_json import row_to_json
 from services.runtime.errors import (
@@ -28,6 +27,7 @@ from services.runtime.errors import (
     PermissionDeniedError,
     UnavailableError,
 )
+from services.warehouse.backend import BigQueryBackend, JobRef, QueryRequest, job_labels
 
 logger = logging.getLogger(__name__)
 

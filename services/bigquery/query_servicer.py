@@ -14,8 +14,8 @@ from services.bigquery.limits_source import LimitsSource
 from services.bigquery.queries import Queries
 from services.bigquery.query_runner import QueryAnswer, QueryRequest, QueryRunner
 from services.bigquery.result_cache import MAX_CACHE_TTL_SECONDS, QueryIdentity
-from services.bigquery.settings import BackendKind, BigQueryBackendSettings
 from services.runtime.errors import FailedPreconditionError, InvalidArgumentError
+from services.warehouse.settings import BackendKind, BigQueryBackendSettings
 from switchboard.bigquery.v1 import bigquery_pb2, bigquery_pb2_grpc
 
 _STATES = {

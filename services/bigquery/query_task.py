@@ -25,15 +25,15 @@ from taskiq import TaskiqDepends
 
 from services.access.settings import AccessSettings
 from services.bigquery import completion, parameters
-from services.bigquery.backend import BigQueryBackend, JobRef, QueryRequest, job_labels
 from services.bigquery.job_errors import to_job_error
-from services.bigquery.settings import BigQueryBackendSettings
 from services.jobs.catalog import task
 from services.jobs.context import JobCancelledError, JobContext, current_job
 from services.runtime.channels import open_channel
 from services.runtime.errors import NonRetryableError, SwitchboardError
 from services.runtime.redis_pool import create_redis
 from services.runtime.settings import PeerAddresses, RedisSettings, load_settings
+from services.warehouse.backend import BigQueryBackend, JobRef, QueryRequest, job_labels
+from services.warehouse.settings import BigQueryBackendSettings
 from switchboard.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,6 @@ from functools import partial
 from prometheus_client import start_http_server
 
 from services.bigquery import completion
-from services.bigquery.backend import BigQueryBackend
 from services.bigquery.completion_watch import CompletionWatch
 from services.bigquery.jobs_api import JobsApi
 from services.bigquery.limits_source import LimitsSource
@@ -22,6 +21,7 @@ from services.bigquery.settings import BigQuerySettings
 from services.bigquery.single_flight import SingleFlight
 from services.runtime.channels import open_channel
 from services.runtime.server import ServiceBinding, ServiceContext
+from services.warehouse.backend import BigQueryBackend
 from switchboard.bigquery.v1 import bigquery_pb2, bigquery_pb2_grpc
 
 LIMITS_REFRESH_SECONDS = 1.0

@@ -14,10 +14,11 @@ from pydantic_settings import BaseSettings
 
 from services.admin.settings import AdminSettings
 from services.analytics.settings import AnalyticsSettings
-from services.bigquery.settings import BigQueryBackendSettings, BigQuerySettings
+from services.bigquery.settings import BigQuerySettings
 from services.jobs.settings import JobsSettings, WorkerSettings
 from services.ratelimit.settings import RateLimitSettings
 from services.runtime.settings import ServiceSettings, load_settings
+from services.warehouse.settings import BigQueryBackendSettings
 from tests.deploy.cluster import Manifest, Rendered, SecretValue, containers
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

@@ -23,7 +23,7 @@ from devstack.bigquery_emulator import BigQueryEmulator
 from devstack.ports import free_port
 from devstack.redis import RedisServer
 from devstack.stack import Stack
-from services.bigquery.backend import BigQueryBackend, JobRef, QueryRequest
+from services.warehouse.backend import BigQueryBackend, JobRef, QueryRequest
 from tests.bigquery_emulator import backend_settings
 
 DATASET = "analytics_e2e"

@@ -6,8 +6,8 @@ import pytest
 from google.api_core import exceptions as google_errors
 from google.cloud import bigquery
 
-from services.bigquery import sample_dataset
-from services.bigquery.backend import BigQueryBackend, JobRef, QueryRequest
+from services.warehouse import sample_dataset
+from services.warehouse.backend import BigQueryBackend, JobRef, QueryRequest
 from tests.bigquery_emulator import bigquery_backend, bigquery_emulator, sample_events
 
 __all__ = ["bigquery_backend", "bigquery_emulator", "sample_events"]

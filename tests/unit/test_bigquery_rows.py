@@ -12,7 +12,6 @@ from google.cloud.bigquery import SchemaField
 
 from services.admin.probes import bigquery_probe
 from services.bigquery import page_token
-from services.bigquery.backend import BigQueryBackend, job_labels, label_value
 from services.bigquery.job_errors import (
     BigQueryAccessDenied,
     BigQueryInvalidQuery,
@@ -21,8 +20,9 @@ from services.bigquery.job_errors import (
     to_job_error,
 )
 from services.bigquery.row_json import row_to_json
-from services.bigquery.settings import BigQueryBackendSettings
 from services.runtime.errors import InvalidArgumentError
+from services.warehouse.backend import BigQueryBackend, job_labels, label_value
+from services.warehouse.settings import BigQueryBackendSettings
 
 
 def test_rows_are_typed_as_proto3_json_writes_them() -> None:

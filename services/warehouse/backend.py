@@ -21,8 +21,8 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 from google.cloud.bigquery.retry import DEFAULT_RETRY
 
-from services.bigquery.settings import BackendKind, BigQueryBackendSettings
 from services.runtime.errors import FailedPreconditionError
+from services.warehouse.settings import BackendKind, BigQueryBackendSettings
 
 T = TypeVar("T")
 

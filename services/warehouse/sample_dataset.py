@@ -1,7 +1,7 @@
 """The sample dataset `switchboard_sample.events`: realistic product events, generated deterministically.
 
 `make run` seeds it into the emulator (idempotently: a table that already holds the rows is left alone),
-so a new user can query something at once. `python -m services.bigquery.sample_dataset` seeds whatever
+so a new user can query something at once. `python -m services.warehouse.sample_dataset` seeds whatever
 backend the environment configures.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 from google.api_core import exceptions as google_errors
 from google.cloud import bigquery
 
-from services.bigquery.backend import BigQueryBackend
+from services.warehouse.backend import BigQueryBackend
 
 logger = logging.getLogger(__name__)
 
