@@ -88,7 +88,9 @@ def main() -> int:
         gateway_port=gateway.port,
         gateway_admin_port=gateway.admin_port,
         service_ports=ports,
-        env={"SWITCHBOARD_ADMIN_PASSWORD": password, **bigquery_env},
+        # BigQuery is configured here (an emulator of our own, or the one or the project given), so the
+        # analytics events are exported to it, on the rate-limited queue.
+        env={"SWITCHBOARD_ADMIN_PASSWORD": password, "ANALYTICS_EXPORT_ENABLED": "true", **bigquery_env},
     )
     try:
         stack.start()

@@ -115,4 +115,5 @@ def test_diagnostic_tasks_exist_only_when_enabled(enabled: bool, expected: list[
         JobStore(redis_never_used, RedisMux(RedisSettings()), prefix="x"), PolicyBook(), queues=["analytics"]
     )
     register_tasks(broker, diagnostics_enabled=enabled)
-    assert broker.tasks_for("analytics") == expected
+    # Task modules another test imported (the analytics tasks) are declared in this process too.
+    assert [name for name in broker.tasks_for("analytics") if name.startswith("diagnostics.")] == expected
