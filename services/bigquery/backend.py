@@ -96,6 +96,16 @@ class BigQueryBackend:
     def api_deadline_seconds(self) -> float:
         return self.settings.bigquery_api_deadline_seconds
 
+    @property
+    def retry(self) -> Any:
+        """The retry policy (with its deadline) every call passes: for callers of `call`."""
+        return self._retry
+
+    @property
+    def timeout(self) -> float:
+        """The per-request timeout every call passes: for callers of `call`."""
+        return self._timeout
+
     def _make_client(self) -> bigquery.Client:
         settings = self.settings
         if settings.kind is BackendKind.NOT_CONFIGURED:

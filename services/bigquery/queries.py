@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from services.access.audit import AuditEntry, AuditLog, Outcome
 from services.access.principal import Principal
 from services.access.scopes import Scope
-from services.bigquery import completion, page_token, parameters, sql_guard
+from services.bigquery import completion, page_token, parameters, payload_seal, sql_guard
 from services.bigquery.backend import BigQueryBackend, JobRef, QueryRequest, job_labels
 from services.bigquery.jobs_api import QueryJob, QueryState
 from services.bigquery.row_json import row_to_json
@@ -87,7 +87,9 @@ class Queries:
         redis: Redis | None,
         audit: AuditLog | None,
         allowed_datasets: Callable[[], Sequence[str]],
+        service_key: str | None = None,
     ) -> None:
+        self._service_key = service_key
         self._backend = backend
         self._jobs = jobs
         self._redis = redis
@@ -137,7 +139,7 @@ class Queries:
             "labels": labels,
             "principal": principal.label,
         }
-        await self._jobs.submit(job_id, payload)
+        await self._jobs.submit(job_id, payload_seal.sealed(payload, self._service_key))
         if submission.allow_writes and self._audit is not None:
             await self._record_write(job_id, inspection, principal, source)
         return Submitted(job_id=job_id)

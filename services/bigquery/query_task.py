@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from taskiq import TaskiqDepends
 
 from services.access.settings import AccessSettings
-from services.bigquery import completion, parameters
+from services.bigquery import completion, parameters, payload_seal, sql_guard
 from services.bigquery.backend import BigQueryBackend, JobRef, QueryRequest, job_labels
 from services.bigquery.job_errors import to_job_error
 from services.bigquery.settings import BigQueryBackendSettings
@@ -68,6 +68,7 @@ class _Resources:
             service_key=access.service_key.get_secret_value() if access.service_key else None,
         )
         self.jobs = jobs_pb2_grpc.JobsServiceStub(self.jobs_channel)
+        self.service_key = access.service_key.get_secret_value() if access.service_key else None
         self.announcements: set[asyncio.Task[None]] = set()
 
 
@@ -96,21 +97,43 @@ async def run_query(  # noqa: PLR0917 - the payload's fields, as taskiq passes t
     max_bytes_billed: int = 0,
     labels: dict[str, str] | None = None,
     principal: str = "unknown",
+    seal: str = "",
     job: JobContext = TaskiqDepends(current_job),
 ) -> dict[str, Any]:
     resources = _get_resources()
     try:
+        payload = {"sql": sql, "parameters": parameters or [], "max_bytes_billed": max_bytes_billed,
+                   "labels": labels or {}, "principal": principal, payload_seal.SEAL_FIELD: seal}  # fmt: skip
+        if not payload_seal.verifies(payload, resources.service_key):
+            _check_unsealed(resources.backend, sql)
+            max_bytes_billed = 0  # the configured default cap, not one the submitter chose
         return await _run(
             resources.backend,
             job,
             sql=sql,
             given_parameters=parameters or [],
-            max_bytes_billed=max_bytes_billed,
+            max_bytes_billed=int(max_bytes_billed),
             labels=labels,
             principal=principal,
         )
     finally:
         _announce_when_recorded(resources, job.job_id)
+
+
+def _check_unsealed(backend: BigQueryBackend, sql: str) -> None:
+    """A job SubmitQuery did not seal (RunQuery's, or one submitted straight to the jobs API) runs only
+    as a read query on the default dataset: what any caller of the query APIs may run."""
+    settings = backend.settings
+    try:
+        sql_guard.inspect(
+            sql,
+            default_dataset=settings.bigquery_default_dataset,
+            allowed_datasets=(),
+            allow_writes=False,
+            project=settings.project,
+        )
+    except SwitchboardError as error:
+        raise NonRetryableError(f"query refused: {error.message}") from None
 
 
 async def _run(

@@ -34,6 +34,8 @@ async def build(settings: BigQuerySettings, context: ServiceContext) -> Sequence
         # the query-cache branch's LimitsSource; wire `lambda: limits.limits.allowed_datasets` here. Until
         # then the default dataset alone is allowed (the guard's rule for an empty list).
         allowed_datasets=lambda: (),
+        # Seals what SubmitQuery validated, so the task can tell it from a job submitted past the guard.
+        service_key=settings.access.service_key.get_secret_value() if settings.access.service_key else None,
     )
     return [
         ServiceBinding.of(
