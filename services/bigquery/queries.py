@@ -5,6 +5,7 @@ BigQuery, cancel it. No grpc here: the servicer translates, the jobs API adapter
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -32,7 +33,8 @@ from services.runtime.errors import (
 logger = logging.getLogger(__name__)
 
 MAX_LABELS = 16
-MAX_LABEL_CHARS = 63
+_LABEL_KEY = re.compile(r"[a-z][a-z0-9_\-]{0,62}")
+_LABEL_VALUE = re.compile(r"[a-z0-9_\-]{0,63}")
 DEFAULT_PAGE_SIZE = 1_000
 MAX_PAGE_SIZE = 10_000
 SUBMIT_OPERATION = "/switchboard.bigquery.v1.BigQueryService/SubmitQuery"
@@ -267,11 +269,11 @@ def _labels(given: Mapping[str, str]) -> dict[str, str]:
     if len(given) > MAX_LABELS:
         raise InvalidArgumentError.for_field("labels", f"{len(given)} given; at most {MAX_LABELS}")
     for key, value in given.items():
-        if not key or len(key) > MAX_LABEL_CHARS or len(value) > MAX_LABEL_CHARS:
+        if not _LABEL_KEY.fullmatch(key) or not _LABEL_VALUE.fullmatch(value):
             raise InvalidArgumentError.for_field(
                 "labels",
-                f"label {key[:70]!r}: keys of 1-{MAX_LABEL_CHARS} and values of at most "
-                f"{MAX_LABEL_CHARS} characters",
+                f"label {key[:70]!r}: BigQuery's rules are keys of 1-63 lowercase letters, digits, _ and -, "
+                "starting with a letter, and values of at most 63 of the same",
             )
         if key.startswith("switchboard_"):
             raise InvalidArgumentError.for_field(

@@ -315,6 +315,11 @@ def test_submit_refuses_a_cap_above_the_maximum_and_our_own_labels(
     ours = _submit(http, stack, {"sql": "SELECT 1 AS one", "labels": {"switchboard_job": "mine"}})
     assert ours.status_code == 400
     assert "switchboard_" in ours.json()["message"]
+    unfit = _submit(http, stack, {"sql": "SELECT 1 AS one", "labels": {"Team Name": "x"}})
+    assert unfit.status_code == 400
+    assert "lowercase" in unfit.json()["message"]
+    fits = _submit(http, stack, {"sql": "SELECT 1 AS one", "labels": {"team": "growth-eu"}})
+    assert fits.status_code == 200, fits.text
 
 
 def test_a_query_job_submitted_past_the_guard_runs_only_as_a_read(
