@@ -31,7 +31,7 @@ from services.bigquery.settings import BigQueryBackendSettings
 from services.jobs.catalog import task
 from services.jobs.context import JobCancelledError, JobContext, current_job
 from services.runtime.channels import open_channel
-from services.runtime.errors import NonRetryableError, SwitchboardError
+from services.runtime.errors import JobError, NonRetryableError, SwitchboardError
 from services.runtime.redis_pool import create_redis
 from services.runtime.settings import PeerAddresses, RedisSettings, load_settings
 from switchboard.jobs.v1 import jobs_pb2, jobs_pb2_grpc
@@ -160,7 +160,9 @@ async def _run(
     try:
         started = await backend.start_query(request)
     except Exception as error:
-        raise to_job_error(error) from error
+        failure = to_job_error(error)
+        await job.set_progress({"error": _error_detail(failure)})
+        raise failure from error
     ref = JobRef(started.job_id, started.location)
     await job.set_progress({"bigquery_job_id": ref.job_id, "location": ref.location})
     try:
@@ -171,11 +173,8 @@ async def _run(
         raise
     except Exception as error:
         failure = to_job_error(error, bigquery_job_id=ref.job_id)
-        # Where GetQueryResults finds BigQuery's reason, message and location.
-        error_detail = {"reason": failure.metadata.get("reason", ""), "message": failure.message,
-                        "location": failure.metadata.get("location", "")}  # fmt: skip
         await job.set_progress(
-            {"bigquery_job_id": ref.job_id, "location": ref.location, "error": error_detail}
+            {"bigquery_job_id": ref.job_id, "location": ref.location, "error": _error_detail(failure)}
         )
         raise failure from error
     result: dict[str, Any] = {
@@ -189,11 +188,21 @@ async def _run(
     return result
 
 
+def _error_detail(failure: JobError) -> dict[str, str]:
+    """Where GetQueryResults finds BigQuery's reason, message and location."""
+    return {
+        "reason": failure.metadata.get("reason") or type(failure).__name__,
+        "message": failure.message,
+        "location": failure.metadata.get("location", ""),
+    }
+
+
 async def _wait(backend: BigQueryBackend, job: JobContext, ref: JobRef) -> Any:
     while True:
         job.raise_if_cancelled()
         current = await backend.get_job(ref)
-        if current.done():
+        # The state as just fetched (in the pool): `done()` would call the API again, on the loop.
+        if current.state == "DONE":
             if current.error_result:
                 # result() raises BigQuery's error, with its reason, message and location.
                 await backend.wait_done(ref, wait_seconds=backend.api_deadline_seconds)

@@ -320,6 +320,9 @@ def test_submit_refuses_a_cap_above_the_maximum_and_our_own_labels(
     assert "lowercase" in unfit.json()["message"]
     fits = _submit(http, stack, {"sql": "SELECT 1 AS one", "labels": {"team": "growth-eu"}})
     assert fits.status_code == 200, fits.text
+    # Both accepted queries end here, so that no later test counts their BigQuery jobs.
+    for accepted in (lowered, fits):
+        assert _until_ended(http, stack, accepted.json()["jobId"])["state"] == "QUERY_STATE_DONE"
 
 
 def test_a_query_job_submitted_past_the_guard_runs_only_as_a_read(
