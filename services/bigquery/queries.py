@@ -5,6 +5,7 @@ BigQuery, cancel it. No grpc here: the servicer translates, the jobs API adapter
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -18,7 +19,7 @@ from redis.asyncio import Redis
 from services.access.audit import AuditEntry, AuditLog, Outcome
 from services.access.principal import Principal
 from services.access.scopes import Scope
-from services.bigquery import completion, page_token, parameters, sql_guard
+from services.bigquery import completion, page_token, parameters, payload_seal, sql_guard
 from services.bigquery.jobs_api import QueryJob, QueryState
 from services.bigquery.row_json import row_to_json
 from services.runtime.errors import (
@@ -32,7 +33,8 @@ from services.warehouse.backend import BigQueryBackend, JobRef, QueryRequest, jo
 logger = logging.getLogger(__name__)
 
 MAX_LABELS = 16
-MAX_LABEL_CHARS = 63
+_LABEL_KEY = re.compile(r"[a-z][a-z0-9_\-]{0,62}")
+_LABEL_VALUE = re.compile(r"[a-z0-9_\-]{0,63}")
 DEFAULT_PAGE_SIZE = 1_000
 MAX_PAGE_SIZE = 10_000
 SUBMIT_OPERATION = "/switchboard.bigquery.v1.BigQueryService/SubmitQuery"
@@ -87,12 +89,18 @@ class Queries:
         redis: Redis | None,
         audit: AuditLog | None,
         allowed_datasets: Callable[[], Sequence[str]],
+        service_key: str | None = None,
     ) -> None:
+        self._service_key = service_key
         self._backend = backend
         self._jobs = jobs
         self._redis = redis
         self._audit = audit
         self._allowed_datasets = allowed_datasets
+
+    def sealed(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """A `bigquery.query` payload this service validated, sealed so the task runs it as validated."""
+        return payload_seal.sealed(payload, self._service_key)
 
     def bytes_cap(self, requested: int) -> int:
         """The request's cap (0: the configured default); above the configured maximum → 400."""
@@ -137,7 +145,7 @@ class Queries:
             "labels": labels,
             "principal": principal.label,
         }
-        await self._jobs.submit(job_id, payload)
+        await self._jobs.submit(job_id, self.sealed(payload))
         if submission.allow_writes and self._audit is not None:
             await self._record_write(job_id, inspection, principal, source)
         return Submitted(job_id=job_id)
@@ -265,11 +273,11 @@ def _labels(given: Mapping[str, str]) -> dict[str, str]:
     if len(given) > MAX_LABELS:
         raise InvalidArgumentError.for_field("labels", f"{len(given)} given; at most {MAX_LABELS}")
     for key, value in given.items():
-        if not key or len(key) > MAX_LABEL_CHARS or len(value) > MAX_LABEL_CHARS:
+        if not _LABEL_KEY.fullmatch(key) or not _LABEL_VALUE.fullmatch(value):
             raise InvalidArgumentError.for_field(
                 "labels",
-                f"label {key[:70]!r}: keys of 1-{MAX_LABEL_CHARS} and values of at most "
-                f"{MAX_LABEL_CHARS} characters",
+                f"label {key[:70]!r}: BigQuery's rules are keys of 1-63 lowercase letters, digits, _ and -, "
+                "starting with a letter, and values of at most 63 of the same",
             )
         if key.startswith("switchboard_"):
             raise InvalidArgumentError.for_field(

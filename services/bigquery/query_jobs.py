@@ -1,5 +1,6 @@
-"""RunQuery's view of the `bigquery.query` jobs: submitted through the jobs API as the caller, their
-first page read the way GetQueryResults reads any page (`Queries.results`)."""
+"""RunQuery's view of the `bigquery.query` jobs: submitted through the jobs API, sealed as SubmitQuery
+seals what it validated (the task runs an unsealed job only as a read on the default dataset), their first
+page read the way GetQueryResults reads any page (`Queries.results`)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ class RunQueryJobs:
         self._queries = queries
 
     async def submit(self, job_id: str, payload: Mapping[str, Any]) -> None:
-        await self._jobs.submit(job_id, payload)
+        await self._jobs.submit(job_id, self._queries.sealed(payload))
 
     async def outcome(self, job_id: str, *, page_size: int) -> JobOutcome:
         try:

@@ -24,12 +24,12 @@ from redis.asyncio import Redis
 from taskiq import TaskiqDepends
 
 from services.access.settings import AccessSettings
-from services.bigquery import completion, parameters
+from services.bigquery import completion, parameters, payload_seal, sql_guard
 from services.bigquery.job_errors import to_job_error
 from services.jobs.catalog import task
 from services.jobs.context import JobCancelledError, JobContext, current_job
 from services.runtime.channels import open_channel
-from services.runtime.errors import NonRetryableError, SwitchboardError
+from services.runtime.errors import JobError, NonRetryableError, SwitchboardError
 from services.runtime.redis_pool import create_redis
 from services.runtime.settings import PeerAddresses, RedisSettings, load_settings
 from services.warehouse.backend import BigQueryBackend, JobRef, QueryRequest, job_labels
@@ -68,6 +68,7 @@ class _Resources:
             service_key=access.service_key.get_secret_value() if access.service_key else None,
         )
         self.jobs = jobs_pb2_grpc.JobsServiceStub(self.jobs_channel)
+        self.service_key = access.service_key.get_secret_value() if access.service_key else None
         self.announcements: set[asyncio.Task[None]] = set()
 
 
@@ -96,21 +97,43 @@ async def run_query(  # noqa: PLR0917 - the payload's fields, as taskiq passes t
     max_bytes_billed: int = 0,
     labels: dict[str, str] | None = None,
     principal: str = "unknown",
+    seal: str = "",
     job: JobContext = TaskiqDepends(current_job),
 ) -> dict[str, Any]:
     resources = _get_resources()
     try:
+        payload = {"sql": sql, "parameters": parameters or [], "max_bytes_billed": max_bytes_billed,
+                   "labels": labels or {}, "principal": principal, payload_seal.SEAL_FIELD: seal}  # fmt: skip
+        if not payload_seal.verifies(payload, resources.service_key):
+            _check_unsealed(resources.backend, sql)
+            max_bytes_billed = 0  # the configured default cap, not one the submitter chose
         return await _run(
             resources.backend,
             job,
             sql=sql,
             given_parameters=parameters or [],
-            max_bytes_billed=max_bytes_billed,
+            max_bytes_billed=int(max_bytes_billed),
             labels=labels,
             principal=principal,
         )
     finally:
         _announce_when_recorded(resources, job.job_id)
+
+
+def _check_unsealed(backend: BigQueryBackend, sql: str) -> None:
+    """A job SubmitQuery did not seal (RunQuery's, or one submitted straight to the jobs API) runs only
+    as a read query on the default dataset: what any caller of the query APIs may run."""
+    settings = backend.settings
+    try:
+        sql_guard.inspect(
+            sql,
+            default_dataset=settings.bigquery_default_dataset,
+            allowed_datasets=(),
+            allow_writes=False,
+            project=settings.project,
+        )
+    except SwitchboardError as error:
+        raise NonRetryableError(f"query refused: {error.message}") from None
 
 
 async def _run(
@@ -137,7 +160,9 @@ async def _run(
     try:
         started = await backend.start_query(request)
     except Exception as error:
-        raise to_job_error(error) from error
+        failure = to_job_error(error)
+        await job.set_progress({"error": _error_detail(failure)})
+        raise failure from error
     ref = JobRef(started.job_id, started.location)
     await job.set_progress({"bigquery_job_id": ref.job_id, "location": ref.location})
     try:
@@ -148,11 +173,8 @@ async def _run(
         raise
     except Exception as error:
         failure = to_job_error(error, bigquery_job_id=ref.job_id)
-        # Where GetQueryResults finds BigQuery's reason, message and location.
-        error_detail = {"reason": failure.metadata.get("reason", ""), "message": failure.message,
-                        "location": failure.metadata.get("location", "")}  # fmt: skip
         await job.set_progress(
-            {"bigquery_job_id": ref.job_id, "location": ref.location, "error": error_detail}
+            {"bigquery_job_id": ref.job_id, "location": ref.location, "error": _error_detail(failure)}
         )
         raise failure from error
     result: dict[str, Any] = {
@@ -166,11 +188,21 @@ async def _run(
     return result
 
 
+def _error_detail(failure: JobError) -> dict[str, str]:
+    """Where GetQueryResults finds BigQuery's reason, message and location."""
+    return {
+        "reason": failure.metadata.get("reason") or type(failure).__name__,
+        "message": failure.message,
+        "location": failure.metadata.get("location", ""),
+    }
+
+
 async def _wait(backend: BigQueryBackend, job: JobContext, ref: JobRef) -> Any:
     while True:
         job.raise_if_cancelled()
         current = await backend.get_job(ref)
-        if current.done():
+        # The state as just fetched (in the pool): `done()` would call the API again, on the loop.
+        if current.state == "DONE":
             if current.error_result:
                 # result() raises BigQuery's error, with its reason, message and location.
                 await backend.wait_done(ref, wait_seconds=backend.api_deadline_seconds)

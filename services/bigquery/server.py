@@ -33,12 +33,11 @@ async def build(settings: BigQuerySettings, context: ServiceContext) -> Sequence
         start_http_server(settings.metrics_port)
     backend = BigQueryBackend(settings.backend)
     context.exit_stack.callback(backend.close)
-    # Queries are submitted as the caller: the channel passes on the caller's verified credentials,
-    # which the jobs service checks itself.
+    # The query jobs are submitted, read and cancelled as the service (services/bigquery/jobs_api.py):
+    # a caller's bigquery:query scope is what both query APIs need.
+    service_key = settings.access.service_key.get_secret_value() if settings.access.service_key else None
     jobs_channel = open_channel(
-        settings.peers.jobs_address,
-        default_timeout=settings.call_timeout_seconds,
-        service_key=settings.access.service_key.get_secret_value() if settings.access.service_key else None,
+        settings.peers.jobs_address, default_timeout=settings.call_timeout_seconds, service_key=service_key
     )
     context.exit_stack.push_async_callback(jobs_channel.close)
     # The run-time limits (wait bounds, cache TTL, the dataset allow-list) of the settings document.
@@ -56,6 +55,8 @@ async def build(settings: BigQuerySettings, context: ServiceContext) -> Sequence
         redis=context.redis,
         audit=context.audit,
         allowed_datasets=lambda: limits.limits.allowed_datasets,
+        # Seals what SubmitQuery validated, so the task can tell it from a job submitted past the guard.
+        service_key=service_key,
     )
     return [
         ServiceBinding.of(

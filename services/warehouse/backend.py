@@ -96,6 +96,16 @@ class BigQueryBackend:
     def api_deadline_seconds(self) -> float:
         return self.settings.bigquery_api_deadline_seconds
 
+    @property
+    def retry(self) -> Any:
+        """The retry policy (with its deadline) every call passes: for callers of `call`."""
+        return self._retry
+
+    @property
+    def timeout(self) -> float:
+        """The per-request timeout every call passes: for callers of `call`."""
+        return self._timeout
+
     def _make_client(self) -> bigquery.Client:
         settings = self.settings
         if settings.kind is BackendKind.NOT_CONFIGURED:
@@ -205,21 +215,21 @@ class BigQueryBackend:
             return
 
     def _page(self, client: bigquery.Client, ref: JobRef, page_size: int, page_token: str | None) -> RowsPage:
-        job = self._get(client, ref)
-        location = ref.location or job.location
+        location = ref.location or self._get(client, ref).location
+        project = client.project
         # The result's schema and size (a getQueryResults call without rows); the emulator keeps no
         # schema on the job itself.
         summary = client._get_query_results(
-            ref.job_id, self._retry, project=job.project, location=location, timeout=self._timeout
+            ref.job_id, self._retry, project=project, location=location, timeout=self._timeout
         )
-        schema = list(summary.schema or job.schema or [])
+        schema = list(summary.schema or [])
         # jobs.getQueryResults, page by page from the job's result: the same call on BigQuery and the
         # emulator. The client has no public form of it that takes a page token (list_rows reads a
         # table, which the emulator does not keep for a query's result); google-cloud-bigquery is pinned.
         iterator = client._list_rows_from_query_results(
             ref.job_id,
             location,
-            job.project,
+            project,
             schema,
             total_rows=summary.total_rows,
             page_size=page_size,

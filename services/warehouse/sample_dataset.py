@@ -12,6 +12,7 @@ import json
 import logging
 import random
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from google.api_core import exceptions as google_errors
@@ -85,33 +86,49 @@ def rows(count: int = ROWS, *, seed: int = SEED) -> Iterator[dict[str, Any]]:
         }
 
 
-def _row_count(client: bigquery.Client, table_id: str) -> int:
-    result = client.query(f"SELECT COUNT(*) AS n FROM `{table_id}`", job_retry=None).result()  # noqa: S608
+@dataclass(frozen=True)
+class _Deadlines:
+    retry: Any
+    timeout: float
+
+
+def _row_count(client: bigquery.Client, table_id: str, limits: _Deadlines) -> int:
+    job = client.query(
+        f"SELECT COUNT(*) AS n FROM `{table_id}`",  # noqa: S608 - our own table name
+        job_retry=None,
+        retry=limits.retry,
+        timeout=limits.timeout,
+    )
+    result = job.result(retry=limits.retry, timeout=limits.timeout, job_retry=None)
     return int(next(iter(result))["n"])
 
 
-def _seed(client: bigquery.Client, count: int) -> int:
+def _seed(client: bigquery.Client, count: int, limits: _Deadlines) -> int:
     """Creates the dataset and table if missing and fills an empty table; returns the rows it added."""
     dataset_id = f"{client.project}.{DATASET}"
     table_id = f"{dataset_id}.{TABLE}"
-    client.create_dataset(bigquery.Dataset(dataset_id), exists_ok=True)
-    client.create_table(bigquery.Table(table_id, schema=SCHEMA), exists_ok=True)
-    if _row_count(client, table_id) > 0:
+    client.create_dataset(
+        bigquery.Dataset(dataset_id), exists_ok=True, retry=limits.retry, timeout=limits.timeout
+    )
+    client.create_table(
+        bigquery.Table(table_id, schema=SCHEMA), exists_ok=True, retry=limits.retry, timeout=limits.timeout
+    )
+    if _row_count(client, table_id, limits) > 0:
         return 0
     batch: list[dict[str, Any]] = []
     added = 0
     for row in rows(count):
         batch.append(row)
         if len(batch) == _BATCH:
-            added += _insert(client, table_id, batch)
+            added += _insert(client, table_id, batch, limits)
             batch = []
     if batch:
-        added += _insert(client, table_id, batch)
+        added += _insert(client, table_id, batch, limits)
     return added
 
 
-def _insert(client: bigquery.Client, table_id: str, batch: list[dict[str, Any]]) -> int:
-    errors = client.insert_rows_json(table_id, batch)
+def _insert(client: bigquery.Client, table_id: str, batch: list[dict[str, Any]], limits: _Deadlines) -> int:
+    errors = client.insert_rows_json(table_id, batch, retry=limits.retry, timeout=limits.timeout)
     if errors:
         raise RuntimeError(f"inserting sample rows into {table_id} failed: {errors[:3]}")
     return len(batch)
@@ -120,7 +137,7 @@ def _insert(client: bigquery.Client, table_id: str, batch: list[dict[str, Any]])
 async def seed(backend: BigQueryBackend, count: int = ROWS) -> int:
     """Seeds the sample table (idempotent); returns how many rows it added (0 when it held rows)."""
     try:
-        added = await backend.call(_seed, count)
+        added = await backend.call(_seed, count, _Deadlines(backend.retry, backend.timeout))
     except google_errors.GoogleAPIError as error:
         raise RuntimeError(f"seeding {DATASET}.{TABLE} failed: {error}") from error
     logger.info("sample dataset ready", extra={"table": f"{DATASET}.{TABLE}", "rows_added": added})

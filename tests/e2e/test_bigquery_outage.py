@@ -124,3 +124,34 @@ def test_results_of_a_query_before_it_ran_say_its_state_without_rows(outage_stac
     page = _timed(requests.get, f"{url}/api/bigquery/results", params={"job_id": job_id}).json()
     assert page["state"] in {"QUERY_STATE_PENDING", "QUERY_STATE_RUNNING"}
     assert page.get("rows", []) == []
+
+
+def test_cancelling_a_running_query_ends_it_cancelled(outage_stack: Stack) -> None:
+    """A query stuck on BigQuery: the cancellation reaches its task, and the job ends CANCELLED."""
+    url = outage_stack.gateway_url
+    _wait_for_query_worker(url)
+    job_id = requests.post(f"{url}/api/bigquery", json={"sql": "SELECT 3 AS three"}, timeout=10).json()[
+        "jobId"
+    ]
+    deadline = time.monotonic() + 30
+    while requests.get(f"{url}/api/job/status", params={"id": job_id}, timeout=10).json()["state"] != (
+        "JOB_STATE_ACTIVE"
+    ):
+        assert time.monotonic() < deadline, "the query never started"
+        time.sleep(0.02)
+    cancelled = _timed(requests.post, f"{url}/api/bigquery/cancel", json={"jobId": job_id})
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["state"] in {"QUERY_STATE_RUNNING", "QUERY_STATE_CANCELLED"}
+    deadline = time.monotonic() + 30
+    while True:
+        state = requests.get(f"{url}/api/bigquery/results", params={"job_id": job_id}, timeout=10).json()[
+            "state"
+        ]
+        if state == "QUERY_STATE_CANCELLED":
+            break
+        assert state in {"QUERY_STATE_RUNNING", "QUERY_STATE_PENDING"}, state
+        assert time.monotonic() < deadline, "the running query was not cancelled"
+        time.sleep(0.05)
+    job = requests.get(f"{url}/api/job/status", params={"id": job_id}, timeout=10).json()
+    assert job["state"] == "JOB_STATE_CANCELLED"
+    assert job["attemptsMade"] <= 1, "not retried after the cancellation"

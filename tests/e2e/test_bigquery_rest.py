@@ -302,3 +302,57 @@ def test_the_readme_quick_start_query_answers_rows(
     counts = {row["name"]: int(row["n"]) for row in page["rows"]}
     assert counts["page_view"] == max(counts.values())
     assert 0 < sum(counts.values()) < 3_000
+
+
+def test_submit_refuses_a_cap_above_the_maximum_and_our_own_labels(
+    stack: Stack, http: requests.Session
+) -> None:
+    too_much = _submit(http, stack, {"sql": "SELECT 1 AS one", "maxBytesBilled": str(10**15)})
+    assert too_much.status_code == 400
+    assert "max_bytes_billed" in too_much.json()["message"]
+    lowered = _submit(http, stack, {"sql": "SELECT 1 AS one", "maxBytesBilled": "1000000"})
+    assert lowered.status_code == 200, "a request may lower the cap"
+    ours = _submit(http, stack, {"sql": "SELECT 1 AS one", "labels": {"switchboard_job": "mine"}})
+    assert ours.status_code == 400
+    assert "switchboard_" in ours.json()["message"]
+    unfit = _submit(http, stack, {"sql": "SELECT 1 AS one", "labels": {"Team Name": "x"}})
+    assert unfit.status_code == 400
+    assert "lowercase" in unfit.json()["message"]
+    fits = _submit(http, stack, {"sql": "SELECT 1 AS one", "labels": {"team": "growth-eu"}})
+    assert fits.status_code == 200, fits.text
+    # Both accepted queries end here, so that no later test counts their BigQuery jobs.
+    for accepted in (lowered, fits):
+        assert _until_ended(http, stack, accepted.json()["jobId"])["state"] == "QUERY_STATE_DONE"
+
+
+def test_a_query_job_submitted_past_the_guard_runs_only_as_a_read(
+    stack: Stack, http: requests.Session, bigquery_client: bigquery.Client
+) -> None:
+    """Straight to the jobs API, with a forged seal: the task checks the SQL itself."""
+    before = _bigquery_jobs(bigquery_client)
+    forged = http.post(
+        f"{stack.gateway_url}/api/job",
+        json={
+            "queue": "bigquery",
+            "task": "bigquery.query",
+            "payload": {"sql": "DROP TABLE switchboard_sample.events", "seal": "0" * 64},
+        },
+        timeout=10,
+    )
+    assert forged.status_code == 200, forged.text
+    job_id = forged.json()["id"]
+    ended = _until_ended(http, stack, job_id)
+    assert ended["state"] == "QUERY_STATE_FAILED"
+    assert "DROP" in ended["error"]["message"]
+    assert _bigquery_jobs(bigquery_client) == before, "nothing reached BigQuery"
+    # An unsealed read on the default dataset (RunQuery's kind of job) still runs.
+    read = http.post(
+        f"{stack.gateway_url}/api/job",
+        json={
+            "queue": "bigquery",
+            "task": "bigquery.query",
+            "payload": {"sql": "SELECT COUNT(*) AS n FROM events"},
+        },
+        timeout=10,
+    ).json()["id"]
+    assert _until_ended(http, stack, read)["state"] == "QUERY_STATE_DONE"

@@ -7,7 +7,7 @@ from google.api_core import exceptions as google_errors
 from google.cloud import bigquery
 
 from services.warehouse import sample_dataset
-from services.warehouse.backend import BigQueryBackend, JobRef, QueryRequest
+from services.warehouse.backend import BigQueryBackend, JobRef, QueryRequest, job_labels
 from tests.bigquery_emulator import bigquery_backend, bigquery_emulator, sample_events
 
 __all__ = ["bigquery_backend", "bigquery_emulator", "sample_events"]
@@ -59,3 +59,12 @@ async def test_a_syntax_error_is_bigquerys_invalid_query(bigquery_backend: BigQu
     with pytest.raises(google_errors.BadRequest) as raised:
         await bigquery_backend.wait_done(JobRef(job.job_id, job.location), 10)
     assert raised.value.errors[0]["reason"] == "invalidQuery"
+
+
+async def test_every_query_carries_its_labels_cap_and_prefix(bigquery_backend: BigQueryBackend) -> None:
+    labels = job_labels(principal="key:Billing", job_id="query-1")
+    job = await bigquery_backend.start_query(QueryRequest(sql="SELECT 1 AS one", labels=labels))
+    assert job.job_id.startswith("switchboard_")
+    # As sent (the emulator keeps neither labels nor caps on the jobs it reports).
+    assert job.labels == {"switchboard_principal": "key_billing", "switchboard_job": "query-1"}
+    assert job.maximum_bytes_billed == bigquery_backend.settings.bigquery_default_max_bytes_billed

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+from typing import Any
 
 import pytest
 import requests
 from google.api_core import exceptions as google_errors
 from google.cloud.bigquery import SchemaField
+from google.protobuf import json_format, struct_pb2
 
 from services.admin.probes import bigquery_probe
-from services.bigquery import page_token
+from services.bigquery import page_token, payload_seal
 from services.bigquery.job_errors import (
     BigQueryAccessDenied,
     BigQueryInvalidQuery,
@@ -116,3 +118,24 @@ def test_the_connection_test_reports_bigquery_not_configured_only_without_both()
     assert bigquery_probe(BigQueryBackend(emulator)) is not None
     real = BigQueryBackendSettings(google_cloud_project="my-project-1")
     assert bigquery_probe(BigQueryBackend(real)) is not None
+
+
+def test_a_sealed_payload_verifies_after_the_struct_round_trip_and_a_changed_one_does_not() -> None:
+    payload = {
+        "sql": "SELECT 1",
+        "parameters": [{"name": "n", "type": "INT64", "value": 7}],
+        "max_bytes_billed": 5,
+    }
+    sealed = payload_seal.sealed(payload, "k" * 32)
+    through_struct = json_format.MessageToDict(_struct(sealed))
+    assert through_struct["max_bytes_billed"] == 5.0
+    assert payload_seal.verifies(through_struct, "k" * 32)
+    assert not payload_seal.verifies({**through_struct, "sql": "DROP TABLE t"}, "k" * 32)
+    assert not payload_seal.verifies(through_struct, "other-key" * 4)
+    assert not payload_seal.verifies(payload, "k" * 32), "no seal"
+
+
+def _struct(value: dict[str, Any]) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    message.update(value)
+    return message
