@@ -30,6 +30,8 @@ ACTIONS = {
     "/jobs/some-job/duplicate": {},
     "/bulk": {"action": "retry", "id": "some-job"},
     "/bulk?confirm": {"action": "remove", "q": "some", "confirm": "yes"},
+    "/rate-limits/put": {"name": "ro-rule", "limit": "5", "period_seconds": "60", "burst": "0"},
+    "/rate-limits/api/delete": {},
 }
 
 
@@ -154,7 +156,7 @@ def test_read_only_mode_refuses_every_action_with_405_and_shows_none(
         timeout=10,
     ).json()  # fmt: skip
     pages = ["/", "/queues/analytics", "/queues/analytics?state=failed", f"/jobs/{job['id']}",
-             f"/search?q={job['id']}", "/workers"]  # fmt: skip
+             f"/search?q={job['id']}", "/workers", "/rate-limits"]  # fmt: skip
     # A token the operator got before the switch does not help.
     token = _token(
         http.get(f"{stack.gateway_url}{BOARD}/queues/analytics", auth=stack.admin_auth, timeout=10).text
@@ -198,7 +200,38 @@ def test_the_read_only_pages_show_what_the_apis_say(stack: Stack, http: requests
     assert "Remaining" in usage
     assert "dashboard_read_only" in page("/settings")
     assert "<table" in page("/audit")
-    assert 'method="post"' not in page("/settings") + page("/rate-limits") + page("/audit")
+    assert 'method="post"' not in page("/settings") + page("/audit"), "settings and the audit: read only"
+
+
+def test_an_admin_puts_and_deletes_a_rule_from_the_rate_limits_page(
+    stack: Stack, http: requests.Session
+) -> None:
+    api = f"{stack.gateway_url}/api/rate-limits"
+    name = f"board-{uuid.uuid4().hex[:8]}"
+    token = _token(
+        http.get(f"{stack.gateway_url}{BOARD}/rate-limits", auth=stack.admin_auth, timeout=10).text
+    )
+
+    def post(path: str, form: dict[str, str]) -> requests.Response:
+        return http.post(f"{stack.gateway_url}{BOARD}{path}", data={**form, "csrf": token},
+                         headers=_origin(stack), auth=stack.admin_auth, timeout=10)  # fmt: skip
+
+    bad = post("/rate-limits/put", {"name": name, "limit": "many", "period_seconds": "60"})
+    assert bad.status_code == 400 and "limit: give a whole number" in bad.text
+    saved = post("/rate-limits/put", {"name": name, "limit": "7", "period_seconds": "30", "burst": "2"})
+    assert saved.status_code == 200 and f"rule {name} saved" in saved.text, saved.text[:300]
+    rule = next(
+        r for r in http.get(api, auth=stack.admin_auth, timeout=10).json()["rules"] if r["name"] == name
+    )
+    assert (rule["limit"], rule["period"], rule.get("burst")) == ("7", "30s", "2")
+    listed = http.get(f"{stack.gateway_url}{BOARD}/rate-limits", auth=stack.admin_auth, timeout=10).text
+    assert f'data-rule="{name}"' in listed, "the page lists the new rule"
+    deleted = post(f"/rate-limits/{name}/delete", {})
+    assert deleted.status_code == 200 and f"rule {name} deleted" in deleted.text
+    assert name not in [r["name"] for r in http.get(api, auth=stack.admin_auth, timeout=10).json()["rules"]]
+    trail = http.get(f"{stack.gateway_url}/api/audit", params={"page_size": 30}, auth=stack.admin_auth,
+                     timeout=10).json()["entries"]  # fmt: skip
+    assert any(e["operation"].endswith("/PutRule") and e["target"] == name for e in trail)
 
 
 def test_a_bad_filter_or_an_unknown_job_says_what_to_do(stack: Stack, http: requests.Session) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,6 +28,7 @@ from services.admin.dashboard.search import JobFilter, find
 from services.admin.dashboard.settings import DashboardSettings
 from services.admin.settings_store import Revision
 from switchboard.jobs.v1 import jobs_pb2
+from switchboard.ratelimit.v1 import ratelimit_pb2
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +127,8 @@ class Dashboard:
             "/jobs/{id}/promote": self.promote,
             "/jobs/{id}/duplicate": self.duplicate,
             "/bulk": self.bulk,
+            "/rate-limits/put": self.put_rule,
+            "/rate-limits/{name}/delete": self.delete_rule,
         }
         for path, handler in actions.items():
             # Any other method: aiohttp answers 405 with `Allow: POST`.
@@ -340,6 +343,29 @@ class Dashboard:
         usage = await self._backend.usage(operator, rule, key) if rule and key else None
         return Page("limits.html", {"rules": rules, "rule": rule, "key": key, "usage": usage})
 
+    async def put_rule(self, request: web.Request, operator: Operator) -> web.StreamResponse:
+        """Adds or changes a rule: the form's name, limit, period (s), burst and shadow mode."""
+        form = await request.post()
+        name = str(form.get("name", "")).strip()[:128]
+        rule = ratelimit_pb2.Rule(
+            name=name,
+            limit=_form_int(form, "limit", 1, 10**9),
+            burst=_form_int(form, "burst", 0, 10**9),
+            shadow_mode=form.get("shadow") == "on",
+        )
+        rule.period.seconds = _form_int(form, "period_seconds", 1, 86_400)
+        await self._backend.call(
+            operator, self._backend.limits.PutRule, ratelimit_pb2.PutRuleRequest(name=name, rule=rule)
+        )
+        return _back(request, f"rule {name} saved")
+
+    async def delete_rule(self, request: web.Request, operator: Operator) -> web.StreamResponse:
+        name = request.match_info["name"]
+        await self._backend.call(
+            operator, self._backend.limits.DeleteRule, ratelimit_pb2.DeleteRuleRequest(name=name)
+        )
+        return _back(request, f"rule {name} deleted")
+
     async def settings_page(self, request: web.Request, operator: Operator) -> Page:
         current = await self._settings_source.current()
         history, _ = await self._settings_source.history(page_size=50, page_token="")
@@ -531,6 +557,14 @@ def _hour_summary(series: dict[str, list[float]]) -> dict[str, Any]:
 
 def _capacity(workers: list[jobs_pb2.Worker]) -> int:
     return sum(worker.capacity for worker in workers)
+
+
+def _form_int(form: Mapping[str, object], field: str, low: int, high: int) -> int:
+    """A whole number from the form, in [low, high], or a 400 saying what to send."""
+    text = str(form.get(field, "")).strip()
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise Refusal(400, f"{field}: give a whole number from {low} to {high}")
+    return int(text)
 
 
 def _back(request: web.Request, notice: str) -> web.HTTPSeeOther:
