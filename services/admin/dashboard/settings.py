@@ -17,7 +17,7 @@ class DashboardSettings(BaseSettings):
         default=None, description="Where to write the port it listens on (for tests and the devstack)."
     )
     poll_interval_ms: int = Field(
-        default=2000, ge=500, le=2000, description="How often an open page refreshes its live parts."
+        default=1000, ge=500, le=1900, description="How often an open page refreshes its live parts."
     )
     page_size: int = Field(default=25, ge=5, le=200, description="Jobs per page of a list.")
     max_bulk_jobs: int = Field(
