@@ -17,7 +17,7 @@ The guard fails closed: SQL it cannot classify does not run. It is domain code (
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -184,9 +184,39 @@ def _has_write_inside(statement: exp.Expr) -> bool:
     return any(isinstance(node, _WRITE_NODES) for node in statement.walk())
 
 
+# BigQuery's own function namespaces (`NET.HOST`, `HLL_COUNT.MERGE`, `SAFE.` …). Any other qualifier of a
+# function is a dataset (`ds.f`, `project.ds.f`): a stored function runs with the querying identity's
+# rights and can read tables, so its dataset must be allowed like a table's.
+_BUILTIN_NAMESPACES: Final = frozenset(
+    {"SAFE", "NET", "HLL_COUNT", "KLL_QUANTILES", "AEAD", "KEYS", "ML", "AI", "OBJ"}
+)
+
+
+def _function_datasets(statement: exp.Expr) -> Iterator[list[str]]:
+    """The qualifier of every dataset-qualified function call, as its parts (`["p", "ds"]`)."""
+    for node in statement.walk():
+        if isinstance(node, exp.Dot) and isinstance(node.expression, exp.Func):
+            parts = node.this.sql(dialect="bigquery").replace("`", "").split(".")
+        elif isinstance(node, exp.Anonymous) and "." in str(node.name):
+            parts = str(node.name).replace("`", "").split(".")[:-1]
+        else:
+            continue
+        if parts and parts[0].upper() == "SAFE":
+            parts = parts[1:]
+        if parts and not (len(parts) == 1 and parts[0].upper() in _BUILTIN_NAMESPACES):
+            yield parts
+
+
 def _datasets(statement: exp.Expr, *, default_dataset: str | None, project: str | None) -> set[str]:
     cte_names = {cte.alias_or_name for cte in statement.find_all(exp.CTE)}
     datasets: set[str] = set()
+    for parts in _function_datasets(statement):
+        if len(parts) > 2:
+            raise InvalidArgumentError.for_field(
+                _FIELD, f"calls a function of {'.'.join(parts)[:80]}, which is not a dataset"
+            )
+        qualifier, dataset = (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
+        datasets.add(f"{qualifier}.{dataset}" if qualifier and qualifier != project else dataset)
     for table in statement.find_all(exp.Table):
         if not table.name:
             function = table.this.sql(dialect="bigquery") if table.this else "a table function"

@@ -131,3 +131,18 @@ def test_size_and_emptiness_are_bounded() -> None:
     assert "over the limit" in refusal("SELECT '" + "x" * MAX_SQL_BYTES + "'")
     assert "empty" in refusal("   ")
     assert "no statement" in refusal(";")
+
+
+def test_a_stored_function_counts_as_its_dataset_and_builtins_as_none() -> None:
+    """A persistent function runs with the querying identity's rights and can read any table it may: a
+    function of another dataset or project is as far out of bounds as that dataset's tables."""
+    assert "other" in refusal("SELECT other.f(1)")
+    assert "evil-proj.x" in refusal("SELECT `evil-proj.x.f`()")
+    assert "other" in refusal("SELECT name FROM switchboard_sample.events WHERE `other.f`(name) > 0")
+    assert "other" in refusal("SELECT SAFE.other.f(1)")
+    assert "not a dataset" in refusal("SELECT a.b.c.f(1)")
+    assert check("SELECT switchboard_sample.f(1)").datasets == {DEFAULT}
+    assert check("SELECT proj.switchboard_sample.f(1)").datasets == {DEFAULT}
+    for builtin in ("NET.HOST('https://a.b/c')", "SAFE.DIVIDE(1, 0)", "KEYS.NEW_KEYSET('AEAD_AES_GCM_256')"):
+        assert check(f"SELECT {builtin}").datasets == frozenset()
+    assert check("SELECT HLL_COUNT.MERGE(user_id) FROM switchboard_sample.events").datasets == {DEFAULT}
