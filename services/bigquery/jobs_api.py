@@ -66,6 +66,10 @@ class QueryJob:
     """What the task recorded: `bigquery_job_id`, `location`, and on failure `error`."""
     error_type: str = ""
     error_message: str = ""
+    principal: str = ""
+    """Who submitted it (`key:billing`, `admin:alice`, `anonymous:…`), from its payload."""
+    shared: bool = False
+    """RunQuery's: identical queries of any caller share it (single flight)."""
 
 
 class JobsApi:
@@ -104,12 +108,16 @@ def _query_job(job: jobs_pb2.Job, job_id: str) -> QueryJob:
         raise NotFoundError(f"job {job_id!r} is not a query; give the job_id SubmitQuery returned")
     progress = json_format.MessageToDict(job.progress) if job.HasField("progress") else {}
     state = _STATES.get(job.state, QueryState.PENDING)
+    principal = job.payload.fields.get("principal")
+    shared = job.payload.fields.get("shared")
     return QueryJob(
         job_id=job.id,
         state=state,
         progress=progress if isinstance(progress, dict) else {},
         error_type=job.error.type if job.HasField("error") else "",
         error_message=job.error.message if job.HasField("error") else "",
+        principal=principal.string_value if principal is not None else "",
+        shared=bool(shared.bool_value) if shared is not None else False,
     )
 
 

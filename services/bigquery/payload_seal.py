@@ -1,9 +1,12 @@
 """A seal on a `bigquery.query` job's payload: proof that the bigquery service validated it.
 
 Anyone who may submit jobs could submit a `bigquery.query` job directly through the jobs API, past the SQL
-guard. SubmitQuery seals the payload it validated (an HMAC-SHA256 under the deployment's service key,
-which the bigquery service and the workers share); the task trusts a payload whose seal verifies. One
-without a valid seal is checked again by the task itself, as read-only SQL on the default dataset alone.
+guard. SubmitQuery and RunQuery seal the payload they validated (an HMAC-SHA256 under the deployment's
+service key, which the bigquery service and the workers share) together with the job's id; the task trusts a
+payload whose seal verifies for the job it runs. One without a valid seal, or with a seal copied from another
+job, is checked again by the task itself, as read-only SQL on the default dataset alone. (A payload is
+readable with `jobs:read`: without the job id in the seal, an admin's sealed DML could be submitted again
+as a new job by anyone with `jobs:write`.)
 """
 
 from __future__ import annotations
@@ -28,24 +31,25 @@ def _normalized(value: Any) -> Any:
     return value
 
 
-def _canonical(payload: Mapping[str, Any]) -> bytes:
+def _canonical(payload: Mapping[str, Any], job_id: str) -> bytes:
     unsealed = {key: _normalized(value) for key, value in payload.items() if key != SEAL_FIELD}
-    return json.dumps(unsealed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    document = {"job_id": job_id, "payload": unsealed}
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def seal(payload: Mapping[str, Any], service_key: str) -> str:
-    return hmac.new(service_key.encode(), _canonical(payload), hashlib.sha256).hexdigest()
+def seal(payload: Mapping[str, Any], service_key: str, job_id: str) -> str:
+    return hmac.new(service_key.encode(), _canonical(payload, job_id), hashlib.sha256).hexdigest()
 
 
-def sealed(payload: Mapping[str, Any], service_key: str | None) -> dict[str, Any]:
-    """`payload` with its seal (unchanged when no service key is configured)."""
+def sealed(payload: Mapping[str, Any], service_key: str | None, job_id: str) -> dict[str, Any]:
+    """`payload` with its seal for the job `job_id` (unchanged when no service key is configured)."""
     if not service_key:
         return dict(payload)
-    return {**payload, SEAL_FIELD: seal(payload, service_key)}
+    return {**payload, SEAL_FIELD: seal(payload, service_key, job_id)}
 
 
-def verifies(payload: Mapping[str, Any], service_key: str | None) -> bool:
+def verifies(payload: Mapping[str, Any], service_key: str | None, job_id: str) -> bool:
     given = payload.get(SEAL_FIELD)
     if not service_key or not isinstance(given, str):
         return False
-    return hmac.compare_digest(given, seal(payload, service_key))
+    return hmac.compare_digest(given, seal(payload, service_key, job_id))

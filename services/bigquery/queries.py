@@ -17,7 +17,8 @@ from google.cloud.bigquery import SchemaField
 from redis.asyncio import Redis
 
 from services.access.audit import AuditEntry, AuditLog, Outcome
-from services.access.principal import Principal
+from services.access.context import current_principal
+from services.access.principal import Principal, PrincipalKind
 from services.access.scopes import Scope
 from services.bigquery import completion, page_token, parameters, payload_seal, sql_guard
 from services.bigquery.jobs_api import QueryJob, QueryState
@@ -25,6 +26,7 @@ from services.bigquery.row_json import row_to_json
 from services.runtime.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
+    NotFoundError,
     PermissionDeniedError,
     UnavailableError,
 )
@@ -98,9 +100,10 @@ class Queries:
         self._audit = audit
         self._allowed_datasets = allowed_datasets
 
-    def sealed(self, payload: Mapping[str, Any]) -> dict[str, Any]:
-        """A `bigquery.query` payload this service validated, sealed so the task runs it as validated."""
-        return payload_seal.sealed(payload, self._service_key)
+    def sealed(self, payload: Mapping[str, Any], job_id: str) -> dict[str, Any]:
+        """A `bigquery.query` payload this service validated for the job `job_id`, sealed so the task runs
+        it as validated (and only as that job)."""
+        return payload_seal.sealed(payload, self._service_key, job_id)
 
     def bytes_cap(self, requested: int) -> int:
         """The request's cap (0: the configured default); above the configured maximum → 400."""
@@ -145,7 +148,7 @@ class Queries:
             "labels": labels,
             "principal": principal.label,
         }
-        await self._jobs.submit(job_id, self.sealed(payload))
+        await self._jobs.submit(job_id, self.sealed(payload, job_id))
         if submission.allow_writes and self._audit is not None:
             await self._record_write(job_id, inspection, principal, source)
         return Submitted(job_id=job_id)
@@ -201,6 +204,7 @@ class Queries:
             )
         bigquery_token = page_token.decode(token)
         job = await self._jobs.get(job_id)
+        _check_owner(job, cancelling=False)
         if job.state is not QueryState.DONE:
             return ResultsPage(state=job.state, error=_failure(job))
         ref = _ref(job)
@@ -230,6 +234,7 @@ class Queries:
         )
 
     async def cancel(self, job_id: str) -> QueryState:
+        _check_owner(await self._jobs.get(job_id), cancelling=True)
         job = await self._jobs.cancel(job_id)
         ref = _ref(job)
         if ref is not None and job.state in (QueryState.RUNNING, QueryState.CANCELLED):
@@ -288,3 +293,20 @@ def _labels(given: Mapping[str, str]) -> dict[str, str]:
 
 def _short(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:300]
+
+
+_KEY_PREFIX = f"{PrincipalKind.API_KEY}:"
+
+
+def _check_owner(job: QueryJob, *, cancelling: bool) -> None:
+    """A key's query is that key's (and an admin's): its results and its cancelling. RunQuery's jobs are
+    shared by every identical query (single flight), so their results are anyone's with the scope;
+    cancelling one stays its submitter's, as it would stop the others' too. A query of the admin or of
+    nobody (keys not required) stays open, as that API is. Someone else's job is "not found", so its
+    existence is not told either."""
+    caller = current_principal()
+    if caller.has(Scope.ADMIN) or not job.principal.startswith(_KEY_PREFIX):
+        return
+    if job.principal == caller.label or (job.shared and not cancelling):
+        return
+    raise NotFoundError(f"no query job {job.job_id!r} of yours; give the job_id SubmitQuery returned")

@@ -21,7 +21,7 @@ class RunQueryJobs:
         self._queries = queries
 
     async def submit(self, job_id: str, payload: Mapping[str, Any]) -> None:
-        await self._jobs.submit(job_id, self._queries.sealed(payload))
+        await self._jobs.submit(job_id, self._queries.sealed(payload, job_id))
 
     async def outcome(self, job_id: str, *, page_size: int) -> JobOutcome:
         try:

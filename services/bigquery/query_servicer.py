@@ -93,6 +93,7 @@ class QueryServicer(bigquery_pb2_grpc.QueryServiceServicer):
                     "max_bytes_billed": self._queries.bytes_cap(0),
                     "labels": {},
                     "principal": current_principal().label,
+                    "shared": True,  # single flight: identical queries of any caller share the job
                 },
                 use_cache=request.use_cache if request.HasField("use_cache") else True,
                 ttl_seconds=ttl_seconds,

@@ -98,13 +98,16 @@ async def run_query(  # noqa: PLR0917 - the payload's fields, as taskiq passes t
     labels: dict[str, str] | None = None,
     principal: str = "unknown",
     seal: str = "",
+    shared: bool = False,
     job: JobContext = TaskiqDepends(current_job),
 ) -> dict[str, Any]:
     resources = _get_resources()
     try:
         payload = {"sql": sql, "parameters": parameters or [], "max_bytes_billed": max_bytes_billed,
                    "labels": labels or {}, "principal": principal, payload_seal.SEAL_FIELD: seal}  # fmt: skip
-        if not payload_seal.verifies(payload, resources.service_key):
+        if shared:  # RunQuery's (single flight); sealed with it
+            payload["shared"] = True
+        if not payload_seal.verifies(payload, resources.service_key, job.job_id):
             _check_unsealed(resources.backend, sql)
             max_bytes_billed = 0  # the configured default cap, not one the submitter chose
         return await _run(

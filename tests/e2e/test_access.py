@@ -255,6 +255,18 @@ def test_with_keys_required_a_query_key_needs_no_jobs_scope_and_reaches_only_que
         locked_stack, "GET", "/api/bigquery/results", None, params={"job_id": query_id}, headers=key
     )
     assert results.status_code == 200, results.text
+    # Another key with the same scope neither reads nor cancels it: a key's query is that key's.
+    other_key = _call(locked_stack, "POST", "/api/keys", {"name": "analyst-2", "scopes": ["bigquery:query"]},
+                      auth=locked_stack.admin_auth).json()["secret"]  # fmt: skip
+    theirs = {"x-api-key": other_key}
+    peeked = _call(locked_stack, "GET", "/api/bigquery/results", None, params={"job_id": query_id},
+                   headers=theirs)  # fmt: skip
+    assert peeked.status_code == 404, peeked.text
+    stopped = _call(locked_stack, "POST", "/api/bigquery/cancel", {"jobId": query_id}, headers=theirs)
+    assert stopped.status_code == 404, stopped.text
+    admin_reads = _call(locked_stack, "GET", "/api/bigquery/results", None, params={"job_id": query_id},
+                        auth=locked_stack.admin_auth)  # fmt: skip
+    assert admin_reads.status_code == 200, admin_reads.text
     assert _call(locked_stack, "POST", "/api/job", {"queue": "analytics", "task": "diagnostics.echo"},
                  headers=key).status_code == 403, "the key itself has no jobs scope"  # fmt: skip
 

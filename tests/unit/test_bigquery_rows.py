@@ -126,13 +126,21 @@ def test_a_sealed_payload_verifies_after_the_struct_round_trip_and_a_changed_one
         "parameters": [{"name": "n", "type": "INT64", "value": 7}],
         "max_bytes_billed": 5,
     }
-    sealed = payload_seal.sealed(payload, "k" * 32)
+    sealed = payload_seal.sealed(payload, "k" * 32, "query-1")
     through_struct = json_format.MessageToDict(_struct(sealed))
     assert through_struct["max_bytes_billed"] == 5.0
-    assert payload_seal.verifies(through_struct, "k" * 32)
-    assert not payload_seal.verifies({**through_struct, "sql": "DROP TABLE t"}, "k" * 32)
-    assert not payload_seal.verifies(through_struct, "other-key" * 4)
-    assert not payload_seal.verifies(payload, "k" * 32), "no seal"
+    assert payload_seal.verifies(through_struct, "k" * 32, "query-1")
+    assert not payload_seal.verifies({**through_struct, "sql": "DROP TABLE t"}, "k" * 32, "query-1")
+    assert not payload_seal.verifies(through_struct, "other-key" * 4, "query-1")
+    assert not payload_seal.verifies(payload, "k" * 32, "query-1"), "no seal"
+
+
+def test_a_seal_copied_to_another_job_does_not_verify() -> None:
+    """A sealed payload is readable with jobs:read; submitted again as a new job (an admin's DML, say),
+    its seal is not that job's."""
+    sealed = payload_seal.sealed({"sql": "DELETE FROM ds.t WHERE true"}, "k" * 32, "query-admins")
+    assert payload_seal.verifies(sealed, "k" * 32, "query-admins")
+    assert not payload_seal.verifies(sealed, "k" * 32, "query-copied")
 
 
 def _struct(value: dict[str, Any]) -> struct_pb2.Struct:
