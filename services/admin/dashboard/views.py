@@ -251,7 +251,10 @@ class Dashboard:
             operation=f"dashboard POST {PREFIX}{what}",
             target=request.match_info.get("name") or request.match_info.get("id") or "jobs",
             outcome=outcome,
-            source=request.headers.get("x-forwarded-for", request.remote or "")[:256],
+            # The gateway appends the address it saw: the last entry is the one a client cannot choose.
+            source=(request.headers.get("x-forwarded-for") or request.remote or "")
+            .split(",")[-1]
+            .strip()[:256],
             detail=detail,
         )
         try:
