@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import os
-import signal
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -16,17 +14,20 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_PR_SET_PDEATHSIG = 1
+# `setpriv --pdeathsig` (util-linux, in every Debian) asks for SIGTERM when the parent thread ends, then
+# execs the command: the child dies with its parent. It replaces a `preexec_fn` doing the same prctl,
+# which forces a real fork(): grpc's fork handlers (pthread_atfork) then ran in the parent and could
+# deadlock it for good (seen: a test run hung in __run_prefork_handlers). Without preexec_fn, subprocess
+# spawns with vfork, which runs no fork handlers.
+_SETPRIV = shutil.which("setpriv")
 
 
 class StartError(RuntimeError):
     """A process did not become ready; the message carries the tail of its log."""
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    os.setsid()
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _dying_with_parent(command: Sequence[str]) -> list[str]:
+    return [_SETPRIV, "--pdeathsig", "TERM", "--", *command] if _SETPRIV else list(command)
 
 
 class ManagedProcess:
@@ -52,13 +53,13 @@ class ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                self.command,
+                _dying_with_parent(self.command),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self.env,
                 cwd=self.cwd,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl must run in the child
+                start_new_session=True,
             )
         logger.debug("started %s (pid %s): %s", self.name, self.pid, " ".join(self.command))
 
