@@ -339,8 +339,11 @@ def test_kill_9_of_a_worker_mid_batch_counts_every_event_exactly_once(client: Cl
     victim = next(w for suffix, w in pids.items() if active["worker"].endswith(suffix))
     victim.process.kill()
     try:
-        finished = [client.completed(job_id, timeout=60) for job_id in job_ids]
-        assert any(job["deliveries"] >= 2 for job in finished), "a job was delivered again after the kill"
+        # Every batch completes, counted once. Whether the kill caught a batch mid-apply (so that it is
+        # delivered again) is a race this test cannot pin; the deterministic case is
+        # tests/integration/test_analytics_crash.py (a worker killed right after applying a batch).
+        for job_id in job_ids:
+            client.completed(job_id, timeout=60)
         buckets, users = client.series(name, now - HOUR_MS, now + 1, "HOUR")
         assert sum(count for count, _ in buckets) == batches * per_batch
         assert abs(users - 50) <= 1, "50 users, by a HyperLogLog: about 1 % off at most"
