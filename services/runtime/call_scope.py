@@ -30,9 +30,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-from google.protobuf import text_format
-from google.protobuf.descriptor import FieldDescriptor, ServiceDescriptor
-from google.protobuf.message import Message
+from google.protobuf.descriptor import ServiceDescriptor
 from grpc_status import rpc_status
 from redis.exceptions import BusyLoadingError, ReadOnlyError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -43,6 +41,7 @@ from services.access.context import bind_delegated, bind_principal, reset_delega
 from services.access.guard import API_KEY_HEADER, SERVICE_KEY_HEADER, Credentials, Guard
 from services.access.principal import Principal, PrincipalKind
 from services.access.scopes import Scope
+from services.runtime import audit_detail
 from services.runtime.call_deadlines import CallDeadlines
 from services.runtime.errors import SwitchboardError, UnavailableError
 from services.runtime.request_context import (
@@ -173,14 +172,15 @@ def _guarded(
     async def checked(request: Any, context: grpc.aio.ServicerContext) -> Any:
         credentials = _read_credentials(context)
 
-        async def note(principal: str, outcome: Outcome, detail: str = "") -> None:
-            if audit is not None:
-                await _record(audit, method, request, credentials, principal, outcome, detail)
+        async def note(principal: str, outcome: Outcome, detail: Callable[[], str] = str) -> None:
+            if audit is not None:  # only admin RPCs are audited: the others pay nothing here
+                await _record(audit, method, request, credentials, principal, outcome, detail())
 
         try:
             principal = guard.admit(method, credentials)
         except SwitchboardError as refusal:
-            await note(f"anonymous:{credentials.source}", Outcome.DENIED, refusal.message)
+            reason = refusal.message
+            await note(f"anonymous:{credentials.source}", Outcome.DENIED, lambda: reason)
             raise
         principal_token = bind_principal(principal)
         delegated_token = bind_delegated(_delegable(principal, credentials))
@@ -188,12 +188,13 @@ def _guarded(
             result = await behaviour(request, context)
         except Exception as error:
             if not isinstance(error, grpc.aio.AbortError):
-                await note(principal.label, Outcome.FAILED, getattr(error, "message", type(error).__name__))
+                failure = getattr(error, "message", type(error).__name__)
+                await note(principal.label, Outcome.FAILED, lambda: failure)
             raise
         finally:
             reset_delegated(delegated_token)
             reset_principal(principal_token)
-        await note(principal.label, Outcome.ALLOWED, _safe_summary(request, result, method))
+        await note(principal.label, Outcome.ALLOWED, lambda: _safe_summary(request, result, method))
         return result
 
     return checked
@@ -220,44 +221,12 @@ def _target(request: Any) -> str:
     return ""
 
 
-_SUMMARY_REQUEST_CHARS = 300
-
-
-def _summary(request: Any, result: Any) -> str:
-    """What an allowed admin call asked and what it did, for the audit entry's detail.
-
-    The request in protobuf text form (cut short: a settings document is long), and the answer's counts
-    and flags only (`affected: 3 skipped: 1`): an answer can hold a secret (a new key's), a request never.
-    """
-    asked = text_format.MessageToString(request, as_one_line=True) if isinstance(request, Message) else ""
-    if len(asked) > _SUMMARY_REQUEST_CHARS:
-        asked = asked[: _SUMMARY_REQUEST_CHARS - 1] + "…"
-    counts: list[str] = []
-    if isinstance(result, Message):
-        for field, value in result.ListFields():
-            if field.type in _COUNT_TYPES and not field.is_repeated:
-                counts.append(f"{field.name}: {str(value).lower()}")
-    parts = [f"asked {asked}" if asked else "", f"answered {' '.join(counts)}" if counts else ""]
-    return "; ".join(part for part in parts if part)
-
-
 def _safe_summary(request: Any, result: Any, method: str) -> str:
     try:
-        return _summary(request, result)
+        return audit_detail.summary(request, result)
     except Exception:  # the trail's detail must never change the call's answer
         logger.warning("audit detail not summarised", exc_info=True, extra={"method": method})
         return ""
-
-
-_COUNT_TYPES = frozenset(
-    {
-        FieldDescriptor.TYPE_INT32,
-        FieldDescriptor.TYPE_INT64,
-        FieldDescriptor.TYPE_UINT32,
-        FieldDescriptor.TYPE_UINT64,
-        FieldDescriptor.TYPE_BOOL,
-    }
-)
 
 
 async def _record(  # noqa: PLR0917 - one private call site, every argument a different thing

@@ -341,7 +341,7 @@ def test_kill_9_of_a_worker_mid_batch_counts_every_event_exactly_once(client: Cl
         _poll(
             lambda: client.http.get(
                 f"{client.url}/api/job",
-                params={"queue": "analytics", "state": "JOB_STATE_ACTIVE", "pageSize": 50},
+                params={"queue": "analytics", "state": "JOB_STATE_ACTIVE", "pageSize": "50"},
                 timeout=10,
             ).json(),
             lambda listed: any(
