@@ -1,5 +1,9 @@
 """Envoy's rate-limit requests in our terms: which rule, whose allowance, and the answer Envoy expects.
 
+A rate-limit check through the gateway is the exception: its route makes no call here, and the check
+itself charges its caller's per-address ceiling (`check_through_gateway`), so a check costs Envoy one call
+to this service instead of two.
+
 The gateway sends, per request, a descriptor for each rule that applies to the route: `generic_key`
 (the rule: `api` per client, `api-address` the per-address ceiling), `remote_address` and, when the
 client sent one, `api_key`. The client is its API key if present, else its address.
@@ -18,6 +22,10 @@ from dataclasses import dataclass
 
 from services.ratelimit.limiter import MAX_COST, Decision, Limiter
 from services.ratelimit.rules import Rule, RuleBook
+from services.runtime.errors import ResourceExhaustedError
+
+ADDRESS_CEILING_RULE = "api-address"
+"""The per-address ceiling's rule: the gateway charges it on every route (the envoy.yaml descriptors)."""
 
 MAX_PLAIN_IDENTITY_LENGTH = 128
 """An identity longer than this (or with characters outside printable ASCII) is keyed by its hash."""
@@ -57,3 +65,20 @@ class GatewayLimits:
             return DescriptorVerdict(rule, await self._limiter.decide(rule, client_key(entries), cost))
 
         return list(await asyncio.gather(*(verdict(entries) for entries in descriptors)))
+
+    async def check_through_gateway(self, address: str, rule: Rule, key: str, cost: int) -> Decision:
+        """A client's check of `rule` for `key`, after its address (the gateway's) paid one request into the
+        per-address ceiling, the counter the gateway's filter charges on every other route; refused with
+        ResourceExhaustedError, and `key` not charged, once that is spent."""
+        ceiling = self._rules.find(ADDRESS_CEILING_RULE)
+        if ceiling is not None:
+            spent = await self._limiter.decide(ceiling, client_key({"remote_address": address}), 1)
+            if not spent.allowed:
+                raise ResourceExhaustedError(
+                    f"rate limit exceeded: this address's {ceiling.limit} requests per "
+                    f"{ceiling.period_ms / 1000:g} s (rule {ceiling.name}); "
+                    "retry after the seconds in Retry-After",
+                    retry_after_seconds=spent.retry_after_ms / 1000,
+                    metadata={"rule": ceiling.name},
+                )
+        return await self._limiter.decide(rule, key, cost)

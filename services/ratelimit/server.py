@@ -35,15 +35,16 @@ async def build(settings: RateLimitSettings, context: ServiceContext) -> Sequenc
         logger.warning("rules not loaded yet: Redis unreachable", exc_info=True)
     refresher = asyncio.create_task(rules.keep_fresh(settings.rules_refresh_seconds))
     context.exit_stack.callback(refresher.cancel)
+    gateway = GatewayLimits(rules, limiter, domain=settings.gateway_domain)
     return [
         ServiceBinding.of(
             ratelimit_pb2.DESCRIPTOR.services_by_name["RateLimitService"],
             ratelimit_pb2_grpc.add_RateLimitServiceServicer_to_server,
-            RateLimitServicer(rules, limiter),
+            RateLimitServicer(rules, limiter, gateway),
         ),
         ServiceBinding.of(
             rls_pb2.DESCRIPTOR.services_by_name["RateLimitService"],
             rls_pb2_grpc.add_RateLimitServiceServicer_to_server,
-            EnvoyRateLimitServicer(GatewayLimits(rules, limiter, domain=settings.gateway_domain)),
+            EnvoyRateLimitServicer(gateway),
         ),
     ]

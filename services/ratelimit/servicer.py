@@ -21,10 +21,20 @@ _Unit = rls_pb2.RateLimitResponse.RateLimit
 _UNITS = ((1000, _Unit.SECOND), (60_000, _Unit.MINUTE), (3_600_000, _Unit.HOUR), (86_400_000, _Unit.DAY))
 
 
+def gateway_client_address(context: grpc.aio.ServicerContext) -> str:
+    """The client address the gateway saw (the last x-forwarded-for entry, the one Envoy appended); empty
+    for a call made straight to the service."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-forwarded-for" and isinstance(value, str):
+            return value[:256].split(",")[-1].strip()
+    return ""
+
+
 class RateLimitServicer(ratelimit_pb2_grpc.RateLimitServiceServicer):
-    def __init__(self, rules: RuleBook, limiter: Limiter) -> None:
+    def __init__(self, rules: RuleBook, limiter: Limiter, gateway: GatewayLimits) -> None:
         self._rules = rules
         self._limiter = limiter
+        self._gateway = gateway
 
     async def ListRules(
         self, request: ratelimit_pb2.ListRulesRequest, context: grpc.aio.ServicerContext
@@ -61,7 +71,12 @@ class RateLimitServicer(ratelimit_pb2_grpc.RateLimitServiceServicer):
     async def CheckRateLimit(
         self, request: ratelimit_pb2.CheckRateLimitRequest, context: grpc.aio.ServicerContext
     ) -> ratelimit_pb2.CheckRateLimitResponse:
-        decision = await self._limiter.decide(self._rules.get(request.rule), request.key, request.cost or 1)
+        rule, cost = self._rules.get(request.rule), request.cost or 1
+        address = gateway_client_address(context)
+        if address:
+            decision = await self._gateway.check_through_gateway(address, rule, request.key, cost)
+        else:
+            decision = await self._limiter.decide(rule, request.key, cost)
         return ratelimit_pb2.CheckRateLimitResponse(
             allowed=decision.allowed,
             limit=decision.limit,

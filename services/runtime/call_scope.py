@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -50,7 +51,7 @@ from services.runtime.request_context import (
     new_request_id,
     reset_request_id,
 )
-from services.runtime.status import to_rpc_status
+from services.runtime.status import retry_after_seconds, to_rpc_status
 
 logger = logging.getLogger(__name__)
 
@@ -309,4 +310,9 @@ async def _abort(
         extra["cause"] = f"{type(cause).__name__}: {cause}"[:500]
     logger.info("call failed: %s", error.message, extra=extra)
     status = rpc_status.to_status(to_rpc_status(error))
-    await context.abort(status.code, status.details, trailing_metadata=status.trailing_metadata)
+    metadata = tuple(status.trailing_metadata)
+    wait = retry_after_seconds(error)
+    if wait is not None:
+        # For REST clients: the gateway's transcoder passes it on as the HTTP Retry-After (whole seconds).
+        metadata = (*metadata, ("retry-after", str(max(1, math.ceil(wait)))))
+    await context.abort(status.code, status.details, trailing_metadata=metadata)

@@ -108,6 +108,23 @@ class UnavailableError(SwitchboardError):
         self.retry_after_seconds = retry_after_seconds
 
 
+class ResourceExhaustedError(SwitchboardError):
+    """The caller spent its allowance (a gateway rate limit); it may try again after `retry_after_seconds`."""
+
+    reason = "RATE_LIMITED"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after_seconds: float,
+        reason: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason, metadata=metadata)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class JobError(SwitchboardError):
     """Raised by a task to fail its job attempt; its type says whether the job may be tried again."""
 

@@ -19,6 +19,7 @@ _CODES: tuple[tuple[type[errors.SwitchboardError], grpc.StatusCode], ...] = (
     (errors.PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
     (errors.FailedPreconditionError, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.UnavailableError, grpc.StatusCode.UNAVAILABLE),
+    (errors.ResourceExhaustedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.NonRetryableError, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.JobError, grpc.StatusCode.UNAVAILABLE),
 )
@@ -46,9 +47,10 @@ def to_rpc_status(error: errors.SwitchboardError) -> status_pb2.Status:
                 ]
             )
         )
-    if isinstance(error, errors.UnavailableError) and error.retry_after_seconds is not None:
+    retry_after = retry_after_seconds(error)
+    if retry_after is not None:
         delay = duration_pb2.Duration()
-        delay.FromNanoseconds(int(error.retry_after_seconds * 1e9))
+        delay.FromNanoseconds(int(retry_after * 1e9))
         details.append(error_details_pb2.RetryInfo(retry_delay=delay))
     packed = []
     for detail in details:
@@ -56,6 +58,13 @@ def to_rpc_status(error: errors.SwitchboardError) -> status_pb2.Status:
         any_detail.Pack(detail)
         packed.append(any_detail)
     return status_pb2.Status(code=_rpc_code(code), message=error.message, details=packed)
+
+
+def retry_after_seconds(error: errors.SwitchboardError) -> float | None:
+    """How long `error` tells its caller to wait before trying again, if it says."""
+    if isinstance(error, (errors.UnavailableError, errors.ResourceExhaustedError)):
+        return error.retry_after_seconds
+    return None
 
 
 def _rpc_code(code: grpc.StatusCode) -> int:

@@ -111,6 +111,55 @@ def test_rotating_api_keys_meets_the_per_address_ceiling(limited_stack: Stack) -
         _put_rule(limited_stack, "api-address", 1000, 1, burst=1000)
 
 
+def test_checks_through_the_gateway_meet_the_per_address_ceiling_they_charge_themselves(
+    limited_stack: Stack,
+) -> None:
+    """The check routes ask the gateway's rate-limit filter nothing (one call to the service per check,
+    not two): the check charges its caller's address ceiling itself, before the rule it checks."""
+    url = limited_stack.gateway_url
+    # A day less a second: windows apart from the rotating-keys test's (same rule, a day), whose count stays.
+    _put_rule(limited_stack, "api-address", 5, 86_399, fixed_window=True)
+    _put_rule(limited_stack, "own-users", 100, 86_400, fixed_window=True)
+    try:
+        with requests.Session() as client:
+            checks = [
+                client.post(
+                    f"{url}/api/rate-limits/check", json={"rule": "own-users", "key": "user-9"}, timeout=10
+                )
+                for _ in range(5)
+            ]
+            denied = client.post(
+                f"{url}/api/rate-limits/check", json={"rule": "own-users", "key": "user-9"}, timeout=10
+            )
+        with (
+            grpc.insecure_channel(f"127.0.0.1:{limited_stack.gateway_port}") as channel,
+            pytest.raises(grpc.RpcError) as native,
+        ):
+            ratelimit_pb2_grpc.RateLimitServiceStub(channel).CheckRateLimit(
+                ratelimit_pb2.CheckRateLimitRequest(rule="own-users", key="user-9"), timeout=10
+            )
+        with grpc.insecure_channel(limited_stack.services["ratelimit"].address) as channel:
+            usage = ratelimit_pb2_grpc.RateLimitServiceStub(channel).GetUsage(
+                ratelimit_pb2.GetUsageRequest(rule="own-users", key="user-9"), timeout=10
+            )
+        assert [c.status_code for c in checks] == [200] * 5
+        assert [c.json()["remaining"] for c in checks] == [str(n) for n in range(99, 94, -1)]
+        assert denied.status_code == 429, denied.text
+        assert denied.headers["content-type"] == "application/json"
+        assert denied.json()["code"] == 8 and "Retry-After" in denied.json()["message"]
+        assert int(denied.headers["retry-after"]) >= 1, "until the window ends, in whole seconds"
+        assert native.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert usage.remaining == 95, "the refused checks charged the rule nothing"
+    finally:
+        _put_rule(limited_stack, "api-address", 1000, 1, burst=1000)
+        with grpc.insecure_channel(limited_stack.services["ratelimit"].address) as channel:
+            ratelimit_pb2_grpc.RateLimitServiceStub(channel).DeleteRule(
+                ratelimit_pb2.DeleteRuleRequest(name="own-users"),
+                metadata=limited_stack.admin_metadata,
+                timeout=10,
+            )
+
+
 def test_native_grpc_calls_through_the_gateway_are_rate_limited(limited_stack: Stack) -> None:
     """They used to pass the gateway unlimited."""
     _put_rule(limited_stack, "api", 5, 86_400, fixed_window=True)  # no window boundary inside

@@ -145,9 +145,18 @@ def test_every_route_is_rate_limited_and_native_grpc_has_a_default_deadline() ->
     guards = ("*rest", "*sink_filters", "envoy.filters.http.local_ratelimit")
     unguarded = [r for r in proxied if not any(guard in r for guard in guards)]
     assert not unguarded, "a backstop on each route"
-    routes = [line for line in config.splitlines() if "cluster: " in line and "route:" in line]
-    assert routes, "routes with their actions on one line"
-    assert all("rate_limits:" in line for line in routes), [r for r in routes if "rate_limits" not in r]
+    # Every route asks the rate-limit service, but the checks: they charge the per-address ceiling
+    # themselves (tests/e2e/test_rate_limiting.py), so Envoy makes one call per check, not two.
+    checks = (
+        'path: "/api/rate-limits/check"',
+        'path: "/switchboard.ratelimit.v1.RateLimitService/CheckRateLimit"',
+    )
+    limited = [r for r in proxied if "cluster: " in r and not any(check in r for check in checks)]
+    assert len(limited) > 20, "the proxied routes"
+    assert all("rate_limits:" in r for r in limited), [
+        r.splitlines()[0] for r in limited if "rate_limits" not in r
+    ]
+    assert all("rate_limits:" not in r for r in proxied if any(check in r for check in checks))
 
 
 def test_tls_is_off_unless_both_files_are_set() -> None:
