@@ -152,12 +152,7 @@ def test_checks_through_the_gateway_meet_the_per_address_ceiling_they_charge_the
         assert usage.remaining == 95, "the refused checks charged the rule nothing"
     finally:
         _put_rule(limited_stack, "api-address", 1000, 1, burst=1000)
-        with grpc.insecure_channel(limited_stack.services["ratelimit"].address) as channel:
-            ratelimit_pb2_grpc.RateLimitServiceStub(channel).DeleteRule(
-                ratelimit_pb2.DeleteRuleRequest(name="own-users"),
-                metadata=limited_stack.admin_metadata,
-                timeout=10,
-            )
+        _delete_rule(limited_stack, "own-users")
 
 
 def test_native_grpc_calls_through_the_gateway_are_rate_limited(limited_stack: Stack) -> None:
@@ -213,12 +208,7 @@ def test_the_limiter_does_not_limit_itself(limited_stack: Stack) -> None:
         assert [a.status_code for a in elsewhere] == [200] * 5 + [429], "the rest of the API stays limited"
     finally:
         _put_rule(limited_stack, "api", 100, 1, burst=100)
-        with grpc.insecure_channel(limited_stack.services["ratelimit"].address) as channel:
-            ratelimit_pb2_grpc.RateLimitServiceStub(channel).DeleteRule(
-                ratelimit_pb2.DeleteRuleRequest(name="own-users"),
-                metadata=limited_stack.admin_metadata,
-                timeout=10,
-            )
+        _delete_rule(limited_stack, "own-users")
 
 
 def test_requests_pass_when_the_rate_limit_service_is_down_within_the_backstop(
@@ -282,6 +272,13 @@ def _put_rule(
     with grpc.insecure_channel(stack.services["ratelimit"].address) as channel:
         ratelimit_pb2_grpc.RateLimitServiceStub(channel).PutRule(
             ratelimit_pb2.PutRuleRequest(name=name, rule=rule), metadata=stack.admin_metadata, timeout=10
+        )
+
+
+def _delete_rule(stack: Stack, name: str) -> None:
+    with grpc.insecure_channel(stack.services["ratelimit"].address) as channel:
+        ratelimit_pb2_grpc.RateLimitServiceStub(channel).DeleteRule(
+            ratelimit_pb2.DeleteRuleRequest(name=name), metadata=stack.admin_metadata, timeout=10
         )
 
 
