@@ -97,7 +97,10 @@ async def build(settings: AdminSettings, context: ServiceContext) -> Sequence[Se
     manager = SettingsManager(store, JobsQueueControl(jobs_channel))
     if settings.dashboard.enabled and context.guard is not None:
         await _start_dashboard(settings, context, ManagedSettings(store, manager))
-    return [*await _access_bindings(settings, context), *_admin_bindings(tester, manager)]
+    return [
+        *await _access_bindings(settings, context),
+        *_admin_bindings(tester, manager, require_api_keys=settings.access.require_api_keys),
+    ]
 
 
 async def _access_bindings(settings: AdminSettings, context: ServiceContext) -> list[ServiceBinding]:
@@ -136,7 +139,9 @@ async def _access_bindings(settings: AdminSettings, context: ServiceContext) -> 
     ]
 
 
-def _admin_bindings(tester: ConnectionTester, manager: SettingsManager) -> list[ServiceBinding]:
+def _admin_bindings(
+    tester: ConnectionTester, manager: SettingsManager, *, require_api_keys: bool
+) -> list[ServiceBinding]:
     return [
         ServiceBinding.of(
             connection_pb2.DESCRIPTOR.services_by_name["ConnectionService"],
@@ -148,7 +153,7 @@ def _admin_bindings(tester: ConnectionTester, manager: SettingsManager) -> list[
         ServiceBinding.of(
             settings_pb2.DESCRIPTOR.services_by_name["SettingsService"],
             settings_pb2_grpc.add_SettingsServiceServicer_to_server,
-            SettingsServicer(manager),
+            SettingsServicer(manager, require_api_keys=require_api_keys),
         ),
     ]
 

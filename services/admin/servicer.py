@@ -42,13 +42,14 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
 
 
 class SettingsServicer(settings_pb2_grpc.SettingsServiceServicer):
-    def __init__(self, settings: SettingsManager) -> None:
+    def __init__(self, settings: SettingsManager, *, require_api_keys: bool) -> None:
         self._settings = settings
+        self._require_api_keys = require_api_keys  # in force: SWITCHBOARD_REQUIRE_API_KEYS
 
     async def GetSettings(
         self, request: settings_pb2.GetSettingsRequest, context: grpc.aio.ServicerContext
     ) -> settings_pb2.Settings:
-        return _settings_to_proto(await self._settings.get())
+        return _settings_to_proto(await self._settings.get(), self._require_api_keys)
 
     async def UpdateSettings(
         self, request: settings_pb2.UpdateSettingsRequest, context: grpc.aio.ServicerContext
@@ -63,7 +64,7 @@ class SettingsServicer(settings_pb2_grpc.SettingsServiceServicer):
             principal=current_principal().label,
             shown_as=_shown_as,
         )
-        return _settings_to_proto(snapshot)
+        return _settings_to_proto(snapshot, self._require_api_keys)
 
     async def ListSettingsHistory(
         self, request: settings_pb2.ListSettingsHistoryRequest, context: grpc.aio.ServicerContext
@@ -187,7 +188,7 @@ def _retention_from_proto(retention: jobs_pb2.RetentionPolicy) -> dict[str, Any]
     return {"age_seconds": retention.age.ToSeconds(), "count": retention.count}
 
 
-def _settings_to_proto(snapshot: SettingsSnapshot) -> settings_pb2.Settings:
+def _settings_to_proto(snapshot: SettingsSnapshot, require_api_keys: bool) -> settings_pb2.Settings:
     settings = snapshot.settings
     message = settings_pb2.Settings(
         version=snapshot.version,
@@ -201,7 +202,7 @@ def _settings_to_proto(snapshot: SettingsSnapshot) -> settings_pb2.Settings:
             allowed_datasets=settings.bigquery.allowed_datasets,
         ),
         dashboard_read_only=settings.dashboard_read_only,
-        require_api_keys=settings.require_api_keys,
+        require_api_keys=require_api_keys,
         analytics=settings_pb2.AnalyticsSettings(
             minute_retention_seconds=settings.analytics.minute_retention_seconds,
             hour_retention_seconds=settings.analytics.hour_retention_seconds,

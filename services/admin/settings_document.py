@@ -56,6 +56,8 @@ class RunSettings(BaseModel):
     bigquery: BigQueryLimits = BigQueryLimits()
     dashboard_read_only: bool = False
     require_api_keys: bool = False
+    """Kept so that documents written before it was fixed at deploy still read; never in force (the
+    access mode is SWITCHBOARD_REQUIRE_API_KEYS, which GetSettings reports)."""
     analytics: AnalyticsRetention = AnalyticsRetention()
 
 
@@ -123,6 +125,9 @@ def apply_changes(
     data = current.model_dump(mode="json")
     violations: list[FieldViolation] = []
     for path, value in changes.items():
+        if path in FIXED_AT_DEPLOY:
+            violations.append(FieldViolation(shown_as(path), FIXED_AT_DEPLOY[path]))
+            continue
         parent, leaf = _locate(data, path)
         if parent is None:
             violations.append(FieldViolation(shown_as(path), f"no such setting; settable: {_SETTABLE}"))
@@ -147,10 +152,18 @@ def apply_changes(
     return updated
 
 
+FIXED_AT_DEPLOY = {
+    "require_api_keys": (
+        "reported, not settable: every process (the gateway's check and each service's own) takes it from "
+        "SWITCHBOARD_REQUIRE_API_KEYS at start, so that no process is ever open while another is locked; "
+        "change the variable on all of them and restart"
+    ),
+}
+"""Settings `GetSettings` reports as in force but no update may change, with why."""
+
 _SETTABLE = (
     "queue_policies.<queue>[.<field>], queue_paused.<queue>, diagnostics_enabled, "
-    "bigquery[.<field>], dashboard_read_only, require_api_keys, analytics[.<field>]; queues: "
-    + ", ".join(QUEUE_NAMES)
+    "bigquery[.<field>], dashboard_read_only, analytics[.<field>]; queues: " + ", ".join(QUEUE_NAMES)
 )
 
 

@@ -217,7 +217,7 @@ async def test_invalid_values_are_refused_naming_each_field_and_bound(
 
 
 async def test_history_keeps_who_when_and_the_diff_newest_first_paged_and_bounded(apis: Apis) -> None:
-    servicer = SettingsServicer(_manager_of(apis))
+    servicer = SettingsServicer(_manager_of(apis), require_api_keys=False)
     token = bind_principal(Principal(PrincipalKind.ADMIN, "alice"))
     try:
         started_ms = int(time.time() * 1000)

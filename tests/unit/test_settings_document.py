@@ -107,7 +107,7 @@ def test_the_document_round_trips_and_stores_only_overrides() -> None:
         RunSettings(),
         {
             "queue_policies.analytics.max_attempts": 7,
-            "require_api_keys": True,
+            "diagnostics_enabled": False,
             "queue_paused.analytics": True,
         },
     )
@@ -121,6 +121,17 @@ def test_the_document_round_trips_and_stores_only_overrides() -> None:
     parsed = parse_document(raw)
     assert (parsed.version, parsed.update_time_ms) == (4, 1234)
     assert parsed.settings == settings.model_copy(update={"queue_paused": RunSettings().queue_paused})
+
+
+def test_whether_keys_are_required_is_reported_but_not_settable_saying_where_it_is_set() -> None:
+    """It used to be stored and reported while every process went on enforcing the environment's value."""
+    with pytest.raises(InvalidArgumentError) as refused:
+        apply_changes(RunSettings(), {"require_api_keys": True, "diagnostics_enabled": False})
+    [violation] = refused.value.violations
+    assert violation.field == "require_api_keys"
+    assert "SWITCHBOARD_REQUIRE_API_KEYS" in violation.description and "restart" in violation.description
+    stored_before = json.dumps({"version": 3, "update_time_ms": 1, "require_api_keys": True})
+    assert parse_document(stored_before).version == 3, "a document that still holds it reads"
 
 
 def test_the_jobs_policy_book_reads_the_document_the_admin_writes() -> None:
