@@ -283,6 +283,61 @@ def test_with_keys_required_a_query_key_needs_no_jobs_scope_and_reaches_only_que
     assert peek.status_code == 404, peek.text
 
 
+def test_with_keys_required_the_settings_say_so_and_it_cannot_be_switched_off_at_run_time(
+    locked_stack: Stack,
+) -> None:
+    """The settings used to report `requireApiKeys: false` on a locked stack, and to store a change that no
+    process read."""
+    shown = _call(locked_stack, "GET", "/api/settings", None, auth=locked_stack.admin_auth)
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["requireApiKeys"] is True
+    opened = _call(
+        locked_stack,
+        "PATCH",
+        "/api/settings",
+        {"settings": {"requireApiKeys": False}, "updateMask": "requireApiKeys"},
+        auth=locked_stack.admin_auth,
+    )
+    assert opened.status_code == 400, opened.text
+    assert "SWITCHBOARD_REQUIRE_API_KEYS" in opened.json()["message"]
+    assert _call(locked_stack, "GET", "/api/queues", None).status_code == 401, "still locked"
+
+
+def test_with_keys_required_analytics_keys_write_or_read_and_need_no_jobs_scope(locked_stack: Stack) -> None:
+    """`analytics:write` ingests (the analytics service submits the batch's job as itself, so the key needs
+    no `jobs:write`) and reads nothing; `analytics:read` reads the counts and ingests nothing."""
+    stack = locked_stack
+
+    def new_key(name: str, scope: str) -> dict[str, str]:
+        created = _call(stack, "POST", "/api/keys", {"name": name, "scopes": [scope]}, auth=stack.admin_auth)
+        assert created.status_code == 200, created.text
+        key = {"x-api-key": created.json()["secret"]}
+        deadline = time.monotonic() + 2  # a new key reaches every process's cache within 2 s
+        while _call(stack, "GET", "/api/analytics/events", None, headers=key).status_code == 401:
+            assert time.monotonic() < deadline, f"the {scope} key does not work within 2 s"
+            time.sleep(0.05)
+        return key
+
+    writer, reader = new_key("ingest-bot", "analytics:write"), new_key("report-bot", "analytics:read")
+    name = f"access.{uuid.uuid4().hex[:8]}"
+    batch = {"events": [{"name": name, "userId": "u1"}, {"name": name, "userId": "u2"}]}
+    ingested = _call(stack, "POST", "/api/analytics", batch, headers=writer)
+    assert ingested.status_code == 200, ingested.text
+    assert _call(stack, "POST", "/api/analytics", batch, headers=reader).status_code == 403
+    assert _call(stack, "GET", "/api/analytics/events", None, headers=writer).status_code == 403
+    assert _call(stack, "GET", "/api/job/status", None, params={"id": ingested.json()["jobId"]},
+                 headers=writer).status_code == 403, "the writer has no jobs scope"  # fmt: skip
+    deadline = time.monotonic() + 30
+    while True:
+        listed = _call(stack, "GET", "/api/analytics/events", None, headers=reader)
+        assert listed.status_code == 200, listed.text
+        totals = {entry["name"]: entry["total"] for entry in listed.json().get("events", [])}
+        if totals.get(name) == "2":
+            break
+        assert time.monotonic() < deadline, f"the batch is not counted within 30 s: {totals.get(name)}"
+        time.sleep(0.1)
+
+
 def test_with_keys_required_the_rate_limit_follows_the_key_and_its_tier(locked_stack: Stack) -> None:
     stack, admin = locked_stack, locked_stack.admin_auth
 
