@@ -1,11 +1,12 @@
 """The dashboard's own load on the services: 5 open dashboards against none.
 
-An open page re-reads its live part every poll interval (2 s); this bench plays that part of the
-browser: 5 pollers, each asking the overview's live fragment through Envoy every interval, as a logged
-in admin. It reports, per phase of equal length, the CPU the jobs service, the admin service (which
-serves the dashboard) and Redis spent, Redis commands per second, and the pollers' requests per second
-and latency. The gRPC calls per fragment are the overview's (ListQueues, ListWorkers: 2); the RPC rate
-is derived from the requests counted. `python -m bench.dashboard_bench [--seconds 30] [--dashboards 5]`.
+An open page re-reads its live part every poll interval (DASHBOARD_POLL_INTERVAL_MS, 1 s by default); this
+bench plays that part of the browser: 5 pollers, each asking the overview's live fragment through Envoy
+every interval, as a logged in admin. It reports, per phase of equal length, the CPU the jobs service, the
+admin service (which serves the dashboard) and Redis spent, Redis commands per second, and the pollers'
+requests per second and latency. The gRPC calls per fragment are the overview's (ListQueues, ListWorkers:
+2); the RPC rate is derived from the requests counted.
+`python -m bench.dashboard_bench [--seconds 30] [--dashboards 5]`.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from devstack.ports import free_port
 from devstack.redis import RedisServer
 from devstack.stack import Stack
 from services.access.credentials import basic_header
+from services.admin.dashboard.settings import DashboardSettings
 
 logger = logging.getLogger(__name__)
 
-POLL_SECONDS = 2.0
+# What an open page does (DASHBOARD_POLL_INTERVAL_MS): its default, read from the setting itself.
+POLL_SECONDS = DashboardSettings.model_fields["poll_interval_ms"].default / 1000
 RPCS_PER_OVERVIEW_FRAGMENT = 2  # ListQueues + ListWorkers (services/admin/dashboard/views.py: overview)
 
 

@@ -15,31 +15,69 @@ from typing import Any
 import grpc
 import pytest
 import requests
+from google.api import annotations_pb2
+from google.protobuf import descriptor_pb2
 
 from devstack.bigquery_emulator import BigQueryEmulator
 from devstack.ports import free_port
 from devstack.redis import RedisServer
-from devstack.stack import Stack
+from devstack.stack import DESCRIPTOR_PATH, Stack
 from services.access.credentials import basic_header
+from services.access.guard import API_KEY_HEADER as API_KEY
+from services.access.routes import RouteMap
+from services.access.scopes import REQUIREMENTS, Scope
 from switchboard.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 from switchboard.ratelimit.v1 import ratelimit_pb2, ratelimit_pb2_grpc
 
 RULE = {"limit": 10, "period": "60s"}
 
 
-def _admin_calls(name: str) -> list[tuple[str, str, dict[str, Any] | None]]:
-    """(method, path, body) of every admin operation the gateway serves."""
+def _admin_calls(name: str) -> list[tuple[str, str, dict[str, Any] | None, int]]:
+    """(method, path, body, status with admin credentials) of every admin operation the gateway serves;
+    `test_the_admin_calls_cover_every_admin_rpc` keeps the list whole."""
+    no_such = {"id": f"no-such-job-{name}"}
     return [
-        ("PUT", f"/api/rate-limits/{name}", RULE),
-        ("DELETE", f"/api/rate-limits/{name}", None),
-        ("POST", "/api/queues/bigquery/pause", {}),
-        ("POST", "/api/queues/bigquery/resume", {}),
-        ("POST", "/api/queues/bigquery/clean", {"state": "JOB_STATE_COMPLETED"}),
-        ("POST", "/api/keys", {"name": name, "scopes": ["jobs:read"]}),
-        ("GET", "/api/keys", None),
-        ("DELETE", f"/api/keys/{name}", None),
-        ("GET", "/api/audit", None),
-    ]
+        ("PUT", f"/api/rate-limits/{name}", RULE, 200),
+        ("DELETE", f"/api/rate-limits/{name}", None, 200),
+        ("POST", "/api/queues/bigquery/pause", {}, 200),
+        ("POST", "/api/queues/bigquery/resume", {}, 200),
+        ("POST", "/api/queues/bigquery/clean", {"state": "JOB_STATE_COMPLETED"}, 200),
+        ("POST", "/api/job/remove", no_such, 404),
+        ("POST", "/api/job/promote", no_such, 404),
+        ("POST", "/api/job/duplicate", no_such, 404),
+        ("POST", "/api/job/bulk", {"action": "BULK_ACTION_REMOVE", "ids": [no_such["id"]]}, 200),
+        ("GET", "/api/settings", None, 200),
+        # A change to what it already is: admitted, and nothing is written.
+        ("PATCH", "/api/settings", {"settings": {"diagnosticsEnabled": True},
+                                    "updateMask": "diagnosticsEnabled"}, 200),
+        ("GET", "/api/settings/history", None, 200),
+        ("POST", "/api/keys", {"name": name, "scopes": ["jobs:read"]}, 200),
+        ("GET", "/api/keys", None, 200),
+        ("DELETE", f"/api/keys/{name}", None, 200),
+        ("GET", "/api/audit", None, 200),
+    ]  # fmt: skip
+
+
+def test_the_admin_calls_cover_every_admin_rpc() -> None:
+    routes = RouteMap.from_descriptor_set(DESCRIPTOR_PATH.read_bytes())
+    covered = set()
+    for method, path, _, _ in _admin_calls("x"):
+        found = routes.match(method, path)
+        assert found is not None, (method, path)
+        covered.add(found.method)
+    admin = {rpc for rpc, need in REQUIREMENTS.items() if need is Scope.ADMIN}
+    assert sorted((admin & _rpcs_with_a_rest_path()) - covered) == [], "add it to _admin_calls"
+
+
+def _rpcs_with_a_rest_path() -> set[str]:
+    files = descriptor_pb2.FileDescriptorSet.FromString(DESCRIPTOR_PATH.read_bytes())
+    return {
+        f"/{file.package}.{service.name}/{method.name}"
+        for file in files.file
+        for service in file.service
+        for method in service.method
+        if method.options.HasExtension(annotations_pb2.http)
+    }
 
 
 def _call(stack: Stack, method: str, path: str, body: object, **kwargs: Any) -> requests.Response:
@@ -48,7 +86,7 @@ def _call(stack: Stack, method: str, path: str, body: object, **kwargs: Any) -> 
 
 def test_every_admin_operation_through_envoy_needs_the_admin_password(stack: Stack) -> None:
     name = f"acc-{uuid.uuid4().hex[:8]}"
-    for method, path, body in _admin_calls(name):
+    for method, path, body, admitted_status in _admin_calls(name):
         anonymous = _call(stack, method, path, body)
         assert anonymous.status_code == 401, (method, path, anonymous.text)
         assert anonymous.headers["content-type"] == "application/json"
@@ -62,7 +100,7 @@ def test_every_admin_operation_through_envoy_needs_the_admin_password(stack: Sta
         assert wrong.status_code == 401, (method, path, wrong.text)
         assert "wrong admin user or password" in wrong.json()["message"]
         admitted = _call(stack, method, path, body, auth=stack.admin_auth)
-        assert admitted.status_code == 200, (method, path, admitted.text)
+        assert admitted.status_code == admitted_status, (method, path, admitted.text)
 
 
 def test_creating_a_key_shows_the_secret_once_and_listing_never(stack: Stack) -> None:
@@ -115,6 +153,55 @@ def test_admin_rpcs_straight_on_the_service_ports_are_refused_without_real_crede
             limits.DeleteRule(ratelimit_pb2.DeleteRuleRequest(name="api"), timeout=5)
         assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
         assert limits.ListRules(ratelimit_pb2.ListRulesRequest(), timeout=5).rules, "reads stay open"
+
+
+_SERVICE_OF_PACKAGE = {"switchboard.jobs.v1": "jobs", "switchboard.ratelimit.v1": "ratelimit",
+                       "switchboard.admin.v1": "admin"}  # fmt: skip
+
+
+def _service_of(rpc: str) -> str:
+    """The stack's service that serves `rpc` (`/switchboard.jobs.v1.JobsService/PauseQueue` → jobs)."""
+    package = rpc.strip("/").split("/")[0].rsplit(".", 1)[0]
+    return _SERVICE_OF_PACKAGE.get(package, "")
+
+
+def test_every_admin_rpc_straight_on_its_port_refuses_no_wrong_revoked_and_wrong_scope_credentials(
+    stack: Stack,
+) -> None:
+    """Each admin RPC, called as a raw gRPC method on its service's own port (not through the gateway),
+    with an empty request: the guard answers before the request is read."""
+    every_but_admin = ["jobs:read", "jobs:write", "ratelimit:check", "bigquery:query", "analytics:read"]
+    reader_key = {"name": f"port-{uuid.uuid4().hex[:8]}", "scopes": every_but_admin}
+    reader = _call(stack, "POST", "/api/keys", reader_key, auth=stack.admin_auth)
+    assert reader.status_code == 200, reader.text
+    revoked = _call(stack, "POST", "/api/keys", {"name": f"gone-{uuid.uuid4().hex[:8]}", "scopes": ["admin"]},
+                    auth=stack.admin_auth).json()  # fmt: skip
+    assert _call(stack, "DELETE", f"/api/keys/{revoked['key']['name']}", None, auth=stack.admin_auth).ok
+    attempts = {
+        "none": ((), grpc.StatusCode.UNAUTHENTICATED),
+        "wrong password": (
+            (("authorization", basic_header(stack.admin_user, stack.admin_password + "x")),),
+            grpc.StatusCode.UNAUTHENTICATED,
+        ),
+        "revoked admin key": (((API_KEY, revoked["secret"]),), grpc.StatusCode.UNAUTHENTICATED),
+        "every scope but admin": (((API_KEY, reader.json()["secret"]),), grpc.StatusCode.PERMISSION_DENIED),
+    }
+    admin_rpcs = sorted(rpc for rpc, need in REQUIREMENTS.items() if need is Scope.ADMIN and _service_of(rpc))
+    assert len(admin_rpcs) >= 15
+    deadline = time.monotonic() + 2  # the new key reaches every process within 2 s
+    for rpc in admin_rpcs:
+        with grpc.insecure_channel(stack.services[_service_of(rpc)].address) as channel:
+            call = channel.unary_unary(rpc)
+            for what, (metadata, expected) in attempts.items():
+                while True:
+                    with pytest.raises(grpc.RpcError) as refused:
+                        call(b"", metadata=metadata, timeout=5)
+                    code = refused.value.code()
+                    if code is expected or code is not grpc.StatusCode.UNAUTHENTICATED:
+                        break
+                    assert time.monotonic() < deadline, (rpc, what, "the key is not known within 2 s")
+                    time.sleep(0.05)
+                assert code is expected, (rpc, what, refused.value.details())
 
 
 def test_denied_attempts_and_done_actions_are_in_the_audit(stack: Stack) -> None:

@@ -3,8 +3,10 @@ its bound, the change applied by the running jobs service at once, and the histo
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
+from datetime import datetime
 
 import requests
 
@@ -131,3 +133,15 @@ def test_a_change_is_applied_live_and_kept_in_the_history(stack: Stack, http: re
     ]
     if new_version > 1:
         assert page["nextPageToken"], "older changes are on the next page"
+
+    # And the audit trail has the call: who, from where, what it asked, allowed.
+    audit = http.get(
+        f"{stack.gateway_url}/api/audit", params={"page_size": 50}, auth=stack.admin_auth, timeout=10
+    ).json()
+    entry = next(e for e in audit["entries"] if e["operation"].endswith("/UpdateSettings"))
+    assert (entry["outcome"], entry["principal"]) == ("allowed", f"admin:{stack.admin_user}")
+    assert "queue_policies" in entry["detail"] and "bigquery" in entry["detail"], entry
+    # The address the gateway saw: this machine's, whichever of them the connection came from.
+    assert ipaddress.ip_address(entry["source"]), entry
+    recorded = datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp()
+    assert abs(recorded - time.time()) < 60, "when: just now"

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import secrets
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devstack.redis import RedisServer
 from devstack.services import ServiceProcess
-from switchboard.admin.v1 import connection_pb2, connection_pb2_grpc
+from switchboard.admin.v1 import connection_pb2, connection_pb2_grpc, keys_pb2, keys_pb2_grpc
 from switchboard.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 from tests.integration.conftest import BlackHole
 
@@ -124,3 +126,56 @@ def test_the_jobs_service_starts_and_serves_with_a_bad_settings_document(
         assert "version" in jobs.process.log_path.read_text(), "what is wrong with the document is logged"
     finally:
         jobs.stop()
+
+
+def test_a_weak_admin_password_stops_every_service_at_start_saying_what_is_required(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    for name in ("jobs", "admin"):
+        service = ServiceProcess(
+            name,
+            run_dir=tmp_path,
+            env={"REDIS_PORT": str(redis_server.port), "SWITCHBOARD_ADMIN_PASSWORD": "changeme"},
+        )
+        service.start()
+        try:
+            exit_code = service.process.wait(timeout=30)
+        finally:
+            service.stop()
+        log = service.process.log_path.read_text()
+        assert exit_code != 0, (name, log)
+        assert "SWITCHBOARD_ADMIN_PASSWORD is too short" in log and "at least 12" in log, (name, log)
+        assert "changeme" not in log, "the refused password itself is not logged"
+
+
+def test_keys_seeded_from_the_variable_and_a_mounted_file_work_from_the_start(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    from_file = "ops-" + secrets.token_hex(16)
+    keys_file = tmp_path / "api-keys"
+    keys_file.write_text(f"# mounted from a Secret\nops={from_file}:admin\n")
+    from_env = "ci-" + secrets.token_hex(16)
+    admin = _admin(
+        redis_server,
+        tmp_path,
+        SWITCHBOARD_ACCESS_KEY_PREFIX=f"seed-{secrets.token_hex(4)}",
+        SWITCHBOARD_API_KEYS=f"ci={from_env}:jobs:read+jobs:write",
+        SWITCHBOARD_API_KEYS_FILE=str(keys_file),
+    )
+    try:
+        with grpc.insecure_channel(admin.address) as channel:
+            keys = keys_pb2_grpc.KeysServiceStub(channel)
+            listed = keys.ListKeys(
+                keys_pb2.ListKeysRequest(), metadata=(("x-api-key", from_file),), timeout=5
+            )
+            assert {(key.name, tuple(key.scopes)) for key in listed.keys} == {
+                ("ops", ("admin",)),
+                ("ci", ("jobs:read", "jobs:write")),
+            }
+            with pytest.raises(grpc.RpcError) as refused:
+                keys.ListKeys(keys_pb2.ListKeysRequest(), metadata=(("x-api-key", from_env),), timeout=5)
+            assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED, "ci's key is no admin"
+        log = admin.process.log_path.read_text()
+        assert from_file not in log and from_env not in log, "no secret in the log"
+    finally:
+        admin.stop()
