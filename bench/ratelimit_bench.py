@@ -420,15 +420,17 @@ def _rest_phase(
     envoy: str | None = None,
 ) -> Phase:
     """Through the gateway (`limited`) or through the Envoy without rate limiting; `envoy` names the
-    Envoy process when it is neither."""
+    Envoy process when it is neither. A check's answer has no X-RateLimit headers (the check charges
+    the ceiling itself, its route asks the filter nothing), so a missing header there means no fail-open."""
     counters = GatewayCounters()
+    verdict_headers = limited and path != "/api/rate-limits/check"
     body: dict[str, object] | None = {"rule": "bench", "key": "bench-rest"} if method == "POST" else None
     return Phase(
         name,
         clients,
         lambda: rest_calls(port, clients, method=method, path=path, body=body, counters=counters),
         ("ratelimit", "admin", envoy or ("envoy" if limited else "envoy-unlimited")),
-        gateway=counters if limited else None,
+        gateway=counters if verdict_headers else None,
     )
 
 

@@ -219,6 +219,7 @@ class SwitchboardBroker(AsyncBroker):
                 capacity=self.capacity,
                 started_at_ms=started_at_ms,
                 version=version,
+                active_jobs=len(self._backend.in_flight),
             )
 
         record().check_bounds()

@@ -54,6 +54,8 @@ class WorkerRecord:
     started_at_ms: int
     version: str
     heartbeat_at_ms: int = 0
+    active_jobs: int = 0
+    """Jobs it was running when it wrote the record."""
 
     @property
     def task_names(self) -> list[str]:
@@ -84,6 +86,7 @@ class WorkerRecord:
             "started_at_ms": str(self.started_at_ms),
             "version": self.version,
             "heartbeat_at_ms": str(self.heartbeat_at_ms),
+            "active_jobs": str(self.active_jobs),
         }
 
     @classmethod
@@ -100,6 +103,7 @@ class WorkerRecord:
             started_at_ms=int(text["started_at_ms"]),
             version=text["version"],
             heartbeat_at_ms=int(text["heartbeat_at_ms"]),
+            active_jobs=int(text.get("active_jobs", 0)),  # absent from the records of older workers
         )
 
 

@@ -318,6 +318,7 @@ def _worker_to_proto(worker: WorkerRecord) -> jobs_pb2.Worker:
         queues=list(worker.queues),
         tasks=worker.task_names,
         capacity=worker.capacity,
+        active_jobs=worker.active_jobs,
         started_at=_timestamp(worker.started_at_ms),
         version=worker.version,
         last_heartbeat_at=_timestamp(worker.heartbeat_at_ms),

@@ -374,3 +374,73 @@ def test_retry_all_failed_and_promote_all_delayed_of_a_queue(stack: Stack, http:
     notice = act("/queues/bigquery/promote-delayed")
     assert re.search(r"promoted [1-9]\d* delayed jobs of bigquery", notice), notice
     assert state(delayed) != "JOB_STATE_DELAYED"
+
+
+def test_the_job_and_workers_pages_show_what_an_operator_needs(stack: Stack, http: requests.Session) -> None:
+    """A job's page: its result, its progress, each failed attempt with its error and traceback, the
+    timeline with the worker, the task's log lines; the workers page: each worker's host, pid, queues,
+    capacity, running jobs and heartbeat."""
+    api, word = f"{stack.gateway_url}/api", f"w{uuid.uuid4().hex[:10]}"
+
+    def submit(task: str, payload: dict[str, object]) -> str:
+        answer = http.post(f"{api}/job", json={"queue": "analytics", "task": task, "payload": payload},
+                           auth=stack.admin_auth, timeout=10)  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        job_id: str = answer.json()["id"]
+        return job_id
+
+    def job(job_id: str) -> dict[str, object]:
+        found: dict[str, object] = http.get(
+            f"{api}/job/status", params={"id": job_id}, auth=stack.admin_auth, timeout=10
+        ).json()
+        return found
+
+    def until(job_id: str, accept: object, what: str) -> dict[str, object]:
+        deadline = time.monotonic() + 30
+        while not accept(seen := job(job_id)):  # type: ignore[operator]
+            assert time.monotonic() < deadline, f"{what}: last seen {seen}"
+            time.sleep(0.05)
+        return seen
+
+    def page(path: str) -> str:
+        answer = http.get(f"{stack.gateway_url}{BOARD}{path}", auth=stack.admin_auth, timeout=10)
+        assert answer.status_code == 200, (path, answer.text[:300])
+        return answer.text
+
+    failed = submit("diagnostics.fail", {"retryable": False, "message": f"boom {word}"})
+    until(failed, lambda j: j["state"] == "JOB_STATE_FAILED", "the failing job failed")
+    shown = page(f"/jobs/{failed}")
+    assert f"NonRetryableError: boom {word}" in shown
+    assert "<summary>Traceback</summary>" in shown
+    assert f"attempt 1 is about to fail: boom {word}" in shown, "the task's log line"
+    timeline = shown[shown.index('id="timeline"') : shown.index("</ol>", shown.index('id="timeline"'))]
+    assert "waiting" in timeline and "active" in timeline and "failed" in timeline
+
+    echoed = submit("diagnostics.echo", {"word": word})
+    until(echoed, lambda j: j["state"] == "JOB_STATE_COMPLETED", "the echo completed")
+    result = page(f"/jobs/{echoed}").split("<h2>Result</h2>", 1)[1].split("</section>", 1)[0]
+    assert word in result
+
+    sleeping = submit("diagnostics.sleep", {"ms": 20_000})
+    try:
+        running = until(
+            sleeping, lambda j: j["state"] == "JOB_STATE_ACTIVE" and j.get("progress"), "progress"
+        )
+        worker_id = str(running["worker"])
+        assert re.search(r'id="job-progress">\d+%<', page(f"/jobs/{sleeping}"))
+        assert worker_id in page(f"/jobs/{sleeping}")
+        workers_listed = http.get(f"{api}/workers", auth=stack.admin_auth, timeout=10).json()["workers"]
+        listed = next(w for w in workers_listed if w["id"] == worker_id)
+        deadline = time.monotonic() + 10  # the next heartbeats count the running job
+        while True:
+            workers = page("/workers")
+            row = workers[workers.index(f'<td class="mono">{worker_id}</td>') :].split("</tr>", 1)[0]
+            active = re.search(r'data-field="active">(\d+)<', row)
+            if active and int(active.group(1)) >= 1:
+                break
+            assert time.monotonic() < deadline, row
+            time.sleep(0.2)
+        assert f">{listed['host']}<" in row and f">{listed['pid']}<" in row
+        assert f">{listed['capacity']}<" in row and "analytics" in row
+    finally:
+        http.post(f"{api}/job/cancel", json={"id": sleeping}, auth=stack.admin_auth, timeout=10)

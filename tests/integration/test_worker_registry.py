@@ -86,6 +86,22 @@ async def test_a_worker_registers_what_it_serves(api: Api, workers: Workers) -> 
     assert [w.id for w in await _live_workers(api, "bigquery")] == []
 
 
+async def test_the_heartbeat_says_how_many_jobs_the_worker_is_running(api: Api, workers: Workers) -> None:
+    worker = workers.start("busy", queues=("analytics",), HEARTBEAT_INTERVAL_SECONDS="0.2")
+    idle = await _wait_registered(api, worker)
+    assert idle.active_jobs == 0
+    for index in range(2):
+        job = await _submit(api, "diagnostics.sleep", f"busy-{index}", ms=20_000)
+        assert isinstance(job, jobs_pb2.Job), job
+    busy = await eventually(
+        lambda: _wait_registered(api, worker),
+        lambda seen: seen.active_jobs == 2,
+        timeout=10,
+        what="a heartbeat counting both running jobs",
+    )
+    assert busy.active_jobs <= busy.capacity
+
+
 async def test_the_heartbeat_goes_on_and_a_killed_worker_drops_out(api: Api, workers: Workers) -> None:
     worker = workers.start("killed", HEARTBEAT_INTERVAL_SECONDS="0.2")
     first = await _wait_registered(api, worker)
