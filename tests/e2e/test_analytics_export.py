@@ -116,6 +116,20 @@ def _exported(stack: Stack, batch_id: str, timeout: float = 60) -> dict[str, Any
     return job
 
 
+def _table(emulator: BigQueryEmulator) -> bigquery.Table:
+    async def read() -> bigquery.Table:
+        backend = BigQueryBackend(backend_settings(emulator))
+        try:
+            table: bigquery.Table = await backend.call(
+                lambda client: client.get_table(f"{emulator.project}.{DATASET}.events")
+            )
+            return table
+        finally:
+            backend.close()
+
+    return asyncio.run(read())
+
+
 def _rows(emulator: BigQueryEmulator, name: str) -> list[dict[str, Any]]:
     async def read() -> list[dict[str, Any]]:
         backend = BigQueryBackend(backend_settings(emulator))
@@ -142,7 +156,9 @@ def test_ingested_events_land_in_bigquery_once_each(export_stack: Stack, emulato
     small = _ingest(export_stack, name, 3)
     large = _ingest(export_stack, name, 1000)  # two inserts of 500
     for batch_id in (small, large):
-        _exported(export_stack, batch_id)
+        exported = _exported(export_stack, batch_id)
+        # On the `ratelimit` queue, so that its rule throttles what BigQuery is sent.
+        assert (exported["queue"], exported["task"]) == ("ratelimit", "analytics.export"), exported
     rows = _rows(emulator, name)
     assert len(rows) == 1003
     assert {(row["batch_id"], row["event_index"]) for row in rows} == {
@@ -150,6 +166,9 @@ def test_ingested_events_land_in_bigquery_once_each(export_stack: Stack, emulato
         *((large, i) for i in range(1000)),
     }
     assert rows[0]["properties"] == '{"i":0}' and rows[0]["user_id"] == "u0"
+    # Created when missing, partitioned by day on the event's time.
+    partitioning = _table(emulator).time_partitioning
+    assert partitioning is not None and (partitioning.type_, partitioning.field) == ("DAY", "timestamp")
 
 
 def test_a_bigquery_outage_backs_up_in_the_queue_and_loses_nothing(
