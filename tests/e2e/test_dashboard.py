@@ -96,6 +96,13 @@ def test_the_overview_shows_every_queue_with_the_api_counts(stack: Stack, http: 
     queues = http.get(f"{stack.gateway_url}/api/queues", auth=stack.admin_auth, timeout=10).json()["queues"]
     for queue in queues:
         assert f'data-queue="{queue["name"]}"' in page.text
+        row = page.text.split(f'data-queue="{queue["name"]}"', 1)[1].split("</tr>", 1)[0]
+        assert f'data-field="workers">{queue["workers"]}<' in row
+    workers = http.get(f"{stack.gateway_url}/api/workers", auth=stack.admin_auth, timeout=10).json()[
+        "workers"
+    ]
+    live = f"{len(workers)} live worker{'' if len(workers) == 1 else 's'}"
+    assert f"{live}, capacity {sum(w['capacity'] for w in workers)} jobs at once" in page.text
     assert "<svg" in page.text  # the last hour's chart, inline
     css = http.get(f"{stack.gateway_url}{BOARD}/static/dashboard.css", auth=stack.admin_auth, timeout=10)
     assert css.status_code == 200 and "prefers-color-scheme" in css.text

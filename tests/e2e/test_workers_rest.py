@@ -3,6 +3,7 @@ the worker with its tasks, and GET /api/queues shows which queues no live worker
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -37,6 +38,23 @@ def _poll(
         time.sleep(0.05)
 
 
+def _unserved_on_the_dashboard(stack: Stack, http: requests.Session) -> set[str]:
+    """The queues the dashboard's workers page badges as served by no live worker; the overview agrees."""
+    board = f"{stack.gateway_url}/api/bull-board"
+    workers_page = http.get(f"{board}/workers", auth=stack.admin_auth, timeout=10)
+    assert workers_page.status_code == 200, workers_page.text[:300]
+    badged = set(
+        re.findall(r'/queues/([a-z]+)">[a-z]+</a> <span class="badge bad">no live worker', workers_page.text)
+    )
+    overview = http.get(f"{board}/", auth=stack.admin_auth, timeout=10).text
+    rows = {name: overview.split(f'data-queue="{name}"', 1)[1].split("</tr>", 1)[0] for name in _QUEUES}
+    assert {name for name, row in rows.items() if ">no workers</span>" in row} == badged
+    return badged
+
+
+_QUEUES = ("analytics", "bigquery", "ratelimit")
+
+
 def test_a_team_task_runs_through_the_gateway(
     redis_server: RedisServer, tmp_path: Path, http: requests.Session
 ) -> None:
@@ -67,6 +85,8 @@ def _run_a_team_task(
         "bigquery": 0,
         "ratelimit": 0,
     }
+    # The dashboard warns of every queue no live worker serves.
+    assert _unserved_on_the_dashboard(stack, http) == {"analytics", "bigquery", "ratelimit"}
     refused = http.post(f"{url}/api/job", json={"queue": "analytics", "task": "team.greet"}, timeout=10)
     assert refused.status_code == 400
     assert "no task 'team.greet'" in refused.json()["message"]
@@ -99,6 +119,7 @@ def _run_a_team_task(
         assert "team.greet" in listed[0]["tasks"]
         assert "diagnostics.echo" in listed[0]["tasks"]
         assert listed[0]["capacity"] >= 1
+        assert _unserved_on_the_dashboard(stack, http) == {"bigquery", "ratelimit"}
 
         submitted = _poll(
             lambda: http.post(
