@@ -451,3 +451,18 @@ def test_the_job_and_workers_pages_show_what_an_operator_needs(stack: Stack, htt
         assert f">{listed['capacity']}<" in row and "analytics" in row
     finally:
         http.post(f"{api}/job/cancel", json={"id": sleeping}, auth=stack.admin_auth, timeout=10)
+
+
+def test_a_queue_page_shows_its_policy_and_its_last_24_hours(stack: Stack, http: requests.Session) -> None:
+    queues = http.get(f"{stack.gateway_url}/api/queues", auth=stack.admin_auth, timeout=10).json()["queues"]
+    policy = next(q for q in queues if q["name"] == "bigquery")["policy"]
+    page = http.get(f"{stack.gateway_url}{BOARD}/queues/bigquery", auth=stack.admin_auth, timeout=10).text
+    shown = page.split('<details class="policy">', 1)[1].split("</details>", 1)[0]
+    assert f"<dt>Max attempts</dt><dd>{policy['maxAttempts']}</dd>" in shown
+    assert f"<dt>Concurrency</dt><dd>{policy['concurrency']}</dd>" in shown
+    for title in (
+        "bigquery: completed and failed per minute, last 24 h",
+        "bigquery: enqueue to start, per minute",
+        "bigquery: run time, per minute",
+    ):
+        assert '<svg class="chart" viewBox="0 0 ' in page and f'aria-label="{title}"' in page, title
