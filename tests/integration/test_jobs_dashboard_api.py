@@ -177,7 +177,7 @@ async def test_bulk_by_ids_reports_each_skipped_job(api: jobs_pb2_grpc.JobsServi
 
 
 async def test_detail_logs_and_metrics_of_a_failing_job(
-    api: jobs_pb2_grpc.JobsServiceStub, workers: Workers
+    api: jobs_pb2_grpc.JobsServiceStub, workers: Workers, redis_client: Redis, key_prefix: str
 ) -> None:
     workers.start("w", queues=("bigquery",))
     job = await _submit(
@@ -218,3 +218,16 @@ async def test_detail_logs_and_metrics_of_a_failing_job(
         )
     )  # fmt: skip
     assert too_long.code() == grpc.StatusCode.INVALID_ARGUMENT
+    last = metrics.minutes[-1].time.seconds
+    day = await api.GetQueueMetrics(
+        jobs_pb2.GetQueueMetricsRequest(
+            name="bigquery", start_time={"seconds": last + 60 - 24 * 3600}, end_time={"seconds": last + 60},  # type: ignore[arg-type]
+        )
+    )  # fmt: skip
+    assert 1440 <= len(day.minutes) <= 1441, "the dashboard's 24 h chart, a minute a point"
+    assert sum(minute.failed for minute in day.minutes) == 2
+    # The history keeps itself bounded: each minute's hash expires 26 h after it was written.
+    minute_keys = await redis_client.keys(f"{key_prefix}:{{bigquery}}:m:*")
+    assert minute_keys
+    for key in minute_keys:
+        assert 25 * 3600_000 < await redis_client.pttl(key) <= 26 * 3600_000, key
