@@ -237,3 +237,19 @@ def test_the_production_render_holds_no_secret_values(renders: dict[str, Rendere
         password = rendered.environment(container)["REDIS_PASSWORD"]
         assert isinstance(password, SecretValue) and not password.optional
     assert {"redis-auth", "redis-tls-ca", "gateway-tls"} <= rendered.secrets_referenced()
+
+
+def test_production_requires_api_keys_in_every_service_and_locally_none_does(
+    renders: dict[str, Rendered],
+) -> None:
+    """The access mode is per process and fixed at start: every guarded service must agree on it."""
+    guarded = {f"services.{name}" for name in ("jobs", "ratelimit", "bigquery", "analytics", "admin")}
+    for overlay, expected in (("overlays/production", "true"), ("base", "false")):
+        rendered = renders[overlay]
+        seen = {
+            module: rendered.environment(container).get("SWITCHBOARD_REQUIRE_API_KEYS")
+            for _, container, module in switchboard_containers(rendered)
+            if module in guarded
+        }
+        assert set(seen) == guarded, overlay
+        assert set(seen.values()) == {expected}, (overlay, seen)

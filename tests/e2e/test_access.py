@@ -17,6 +17,7 @@ import pytest
 import requests
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devstack.bigquery_emulator import BigQueryEmulator
 from devstack.ports import free_port
@@ -300,6 +301,16 @@ def test_with_keys_required_no_key_401_wrong_scope_403_a_created_key_works_a_rev
         assert time.monotonic() - revoked_at < 2.0, "the revoked key still works after 2 s"
         time.sleep(0.05)
     assert _call(stack, "GET", "/api/queues", None, headers=key).status_code == 401
+
+
+def test_with_keys_required_the_grpc_health_service_still_answers_without_credentials(
+    locked_stack: Stack,
+) -> None:
+    """Kubernetes' probes and load balancers hold no key."""
+    for name, service in locked_stack.services.items():
+        with grpc.insecure_channel(service.address) as channel:
+            answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert answer.status == health_pb2.HealthCheckResponse.SERVING, name
 
 
 def test_with_keys_required_services_call_each_other_with_the_service_key(locked_stack: Stack) -> None:
