@@ -52,9 +52,22 @@ async def _index_keys(redis: Redis, key_prefix: str) -> list[str]:
     return sorted([key.decode() async for key in redis.scan_iter(match=f"{key_prefix}:*ix:*")])
 
 
+async def _next_millisecond(store: JobStore) -> None:
+    """Returns once Redis' clock, the one jobs are stamped with, is a millisecond on: jobs made within one
+    millisecond have no order by time (a fresh-clone run made two in one and saw them swapped)."""
+    seconds, micros = await store.redis.time()
+    stamped = seconds * 1000 + micros // 1000
+    while True:
+        seconds, micros = await store.redis.time()
+        if seconds * 1000 + micros // 1000 > stamped:
+            return
+
+
 async def test_search_by_task_word_error_state_and_time(store: JobStore) -> None:
     await _submit(store, "inv-1", {"customer": "ACME Corp", "kind": "invoice"})
+    await _next_millisecond(store)
     await _submit(store, "inv-2", {"customer": "Globex", "kind": "invoice"}, queue="bigquery")
+    await _next_millisecond(store)
     await _submit(store, "boom", {"customer": "acme"}, task="diagnostics.fail")
     assert await _ids(store, payload_words=("acme",)) == ["boom", "inv-1"], "newest first, any case"
     assert await _ids(store, payload_words=("invoice",)) == ["inv-2", "inv-1"], "across queues"
