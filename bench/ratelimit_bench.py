@@ -365,7 +365,9 @@ def phases(
             lambda: envoy_should_rate_limit(ratelimit, 1),
             service,
         ),
-        _rest_phase(GATEWAY_CHECK, gateway, "POST", "/api/rate-limits/check", limited=True),
+        _rest_phase(
+            GATEWAY_CHECK, gateway, "POST", "/api/rate-limits/check", limited=True, verdict_headers=False
+        ),
         # No "without the RLS filter" row for the check: its route makes no RLS call (the check charges the
         # per-address ceiling itself), so that row would measure the same path twice.
         _rest_phase(
@@ -374,6 +376,7 @@ def phases(
             "POST",
             "/api/rate-limits/check",
             limited=True,
+            verdict_headers=False,
             envoy="envoy-unchecked",
         ),
         _rest_phase(CHEAP, gateway, "GET", "/api/rate-limits", limited=True),
@@ -418,19 +421,20 @@ def _rest_phase(
     limited: bool,
     clients: int = 1,
     envoy: str | None = None,
+    verdict_headers: bool = True,
 ) -> Phase:
     """Through the gateway (`limited`) or through the Envoy without rate limiting; `envoy` names the
-    Envoy process when it is neither. A check's answer has no X-RateLimit headers (the check charges
-    the ceiling itself, its route asks the filter nothing), so a missing header there means no fail-open."""
+    Envoy process when it is neither. `verdict_headers`: whether an answer without X-RateLimit headers
+    means the RLS call failed open; not for a check, whose route asks the filter nothing (the check
+    charges the ceiling itself)."""
     counters = GatewayCounters()
-    verdict_headers = limited and path != "/api/rate-limits/check"
     body: dict[str, object] | None = {"rule": "bench", "key": "bench-rest"} if method == "POST" else None
     return Phase(
         name,
         clients,
         lambda: rest_calls(port, clients, method=method, path=path, body=body, counters=counters),
         ("ratelimit", "admin", envoy or ("envoy" if limited else "envoy-unlimited")),
-        gateway=counters if verdict_headers else None,
+        gateway=counters if limited and verdict_headers else None,
     )
 
 

@@ -19,7 +19,15 @@ from services.runtime.errors import PermissionDeniedError, UnauthenticatedError
 
 SERVICE_KEY_HEADER = "x-switchboard-service-key"
 API_KEY_HEADER = "x-api-key"
+FORWARDED_FOR_HEADER = "x-forwarded-for"
 MIN_SERVICE_KEY_LENGTH = 24
+
+
+def gateway_client_address(forwarded_for: str) -> str:
+    """The client address the gateway saw: the last `x-forwarded-for` entry, the one Envoy appends (the
+    ones before it are the client's to write)."""
+    return forwarded_for[:256].rsplit(",", 1)[-1].strip()
+
 
 # What a service may do on another's behalf (workers read the rules; analytics submits jobs): everything
 # but administration.

@@ -1,7 +1,7 @@
 """Envoy's rate-limit requests in our terms: which rule, whose allowance, and the answer Envoy expects.
 
 A rate-limit check through the gateway is the exception: its route makes no call here, and the check
-itself charges its caller's per-address ceiling (`check_through_gateway`), so a check costs Envoy one call
+itself charges its caller's per-address ceiling (`check_for_client`), so a check costs Envoy one call
 to this service instead of two.
 
 The gateway sends, per request, a descriptor for each rule that applies to the route: `generic_key`
@@ -66,11 +66,12 @@ class GatewayLimits:
 
         return list(await asyncio.gather(*(verdict(entries) for entries in descriptors)))
 
-    async def check_through_gateway(self, address: str, rule: Rule, key: str, cost: int) -> Decision:
-        """A client's check of `rule` for `key`, after its address (the gateway's) paid one request into the
-        per-address ceiling, the counter the gateway's filter charges on every other route; refused with
-        ResourceExhaustedError, and `key` not charged, once that is spent."""
-        ceiling = self._rules.find(ADDRESS_CEILING_RULE)
+    async def check_for_client(self, address: str, rule: Rule, key: str, cost: int) -> Decision:
+        """A client's check of `rule` for `key`. Through the gateway (`address`, the one it saw), the address
+        first pays one request into the per-address ceiling, the counter the gateway's filter charges on
+        every other route: refused with ResourceExhaustedError, and `key` not charged, once that is spent.
+        A call straight to the service (no address) is not charged."""
+        ceiling = self._rules.find(ADDRESS_CEILING_RULE) if address else None
         if ceiling is not None:
             spent = await self._limiter.decide(ceiling, client_key({"remote_address": address}), 1)
             if not spent.allowed:

@@ -6,6 +6,7 @@ import grpc
 from google.protobuf import duration_pb2
 
 from envoyrls.v3 import rls_pb2, rls_pb2_grpc
+from services.access.guard import FORWARDED_FOR_HEADER, gateway_client_address
 from services.ratelimit.gateway_limits import GatewayLimits
 from services.ratelimit.limiter import Limiter
 from services.ratelimit.rules import Algorithm, Rule, RuleBook
@@ -21,12 +22,11 @@ _Unit = rls_pb2.RateLimitResponse.RateLimit
 _UNITS = ((1000, _Unit.SECOND), (60_000, _Unit.MINUTE), (3_600_000, _Unit.HOUR), (86_400_000, _Unit.DAY))
 
 
-def gateway_client_address(context: grpc.aio.ServicerContext) -> str:
-    """The client address the gateway saw (the last x-forwarded-for entry, the one Envoy appended); empty
-    for a call made straight to the service."""
+def _gateway_client(context: grpc.aio.ServicerContext) -> str:
+    """The client address the gateway saw; empty for a call made straight to the service."""
     for key, value in context.invocation_metadata() or ():
-        if key == "x-forwarded-for" and isinstance(value, str):
-            return value[:256].split(",")[-1].strip()
+        if key == FORWARDED_FOR_HEADER and isinstance(value, str):
+            return gateway_client_address(value)
     return ""
 
 
@@ -71,12 +71,9 @@ class RateLimitServicer(ratelimit_pb2_grpc.RateLimitServiceServicer):
     async def CheckRateLimit(
         self, request: ratelimit_pb2.CheckRateLimitRequest, context: grpc.aio.ServicerContext
     ) -> ratelimit_pb2.CheckRateLimitResponse:
-        rule, cost = self._rules.get(request.rule), request.cost or 1
-        address = gateway_client_address(context)
-        if address:
-            decision = await self._gateway.check_through_gateway(address, rule, request.key, cost)
-        else:
-            decision = await self._limiter.decide(rule, request.key, cost)
+        decision = await self._gateway.check_for_client(
+            _gateway_client(context), self._rules.get(request.rule), request.key, request.cost or 1
+        )
         return ratelimit_pb2.CheckRateLimitResponse(
             allowed=decision.allowed,
             limit=decision.limit,

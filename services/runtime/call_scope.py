@@ -39,7 +39,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.access.audit import AuditEntry, AuditLog, Outcome
 from services.access.context import bind_delegated, bind_principal, reset_delegated, reset_principal
-from services.access.guard import API_KEY_HEADER, SERVICE_KEY_HEADER, Credentials, Guard
+from services.access.guard import (
+    API_KEY_HEADER,
+    FORWARDED_FOR_HEADER,
+    SERVICE_KEY_HEADER,
+    Credentials,
+    Guard,
+    gateway_client_address,
+)
 from services.access.principal import Principal, PrincipalKind
 from services.access.scopes import Scope
 from services.runtime import audit_detail
@@ -51,7 +58,7 @@ from services.runtime.request_context import (
     new_request_id,
     reset_request_id,
 )
-from services.runtime.status import retry_after_seconds, to_rpc_status
+from services.runtime.status import to_rpc_status
 
 logger = logging.getLogger(__name__)
 
@@ -158,10 +165,9 @@ def _read_credentials(context: grpc.aio.ServicerContext) -> Credentials:
             api_key = value[:_MAX_HEADER]
         elif key == SERVICE_KEY_HEADER:
             service_key = value[:_MAX_HEADER]
-        elif key == "x-forwarded-for":
-            forwarded = value[:256]
-    # The gateway appends the address it saw: the last entry is the one a client cannot choose.
-    source = forwarded.split(",")[-1].strip() if forwarded else (context.peer() or "")
+        elif key == FORWARDED_FOR_HEADER:
+            forwarded = value
+    source = gateway_client_address(forwarded) if forwarded else (context.peer() or "")
     return Credentials(authorization, api_key, service_key, source[:256])
 
 
@@ -173,15 +179,14 @@ def _guarded(
     async def checked(request: Any, context: grpc.aio.ServicerContext) -> Any:
         credentials = _read_credentials(context)
 
-        async def note(principal: str, outcome: Outcome, detail: Callable[[], str] = str) -> None:
-            if audit is not None:  # only admin RPCs are audited: the others pay nothing here
-                await _record(audit, method, request, credentials, principal, outcome, detail())
+        async def note(principal: str, outcome: Outcome, detail: str) -> None:
+            if audit is not None:
+                await _record(audit, method, request, credentials, principal, outcome, detail)
 
         try:
             principal = guard.admit(method, credentials)
         except SwitchboardError as refusal:
-            reason = refusal.message
-            await note(f"anonymous:{credentials.source}", Outcome.DENIED, lambda: reason)
+            await note(f"anonymous:{credentials.source}", Outcome.DENIED, refusal.message)
             raise
         principal_token = bind_principal(principal)
         delegated_token = bind_delegated(_delegable(principal, credentials))
@@ -189,13 +194,13 @@ def _guarded(
             result = await behaviour(request, context)
         except Exception as error:
             if not isinstance(error, grpc.aio.AbortError):
-                failure = getattr(error, "message", type(error).__name__)
-                await note(principal.label, Outcome.FAILED, lambda: failure)
+                await note(principal.label, Outcome.FAILED, getattr(error, "message", type(error).__name__))
             raise
         finally:
             reset_delegated(delegated_token)
             reset_principal(principal_token)
-        await note(principal.label, Outcome.ALLOWED, lambda: _safe_summary(request, result, method))
+        if audit is not None:  # only admin RPCs are audited: the others must not pay for the summary
+            await note(principal.label, Outcome.ALLOWED, _safe_summary(request, result, method))
         return result
 
     return checked
@@ -311,8 +316,7 @@ async def _abort(
     logger.info("call failed: %s", error.message, extra=extra)
     status = rpc_status.to_status(to_rpc_status(error))
     metadata = tuple(status.trailing_metadata)
-    wait = retry_after_seconds(error)
-    if wait is not None:
+    if error.retry_after_seconds is not None:
         # For REST clients: the gateway's transcoder passes it on as the HTTP Retry-After (whole seconds).
-        metadata = (*metadata, ("retry-after", str(max(1, math.ceil(wait)))))
+        metadata = (*metadata, ("retry-after", str(max(1, math.ceil(error.retry_after_seconds)))))
     await context.abort(status.code, status.details, trailing_metadata=metadata)

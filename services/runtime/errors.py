@@ -25,6 +25,9 @@ class SwitchboardError(Exception):
     """
 
     reason = "SWITCHBOARD_ERROR"
+    retry_after_seconds: float | None = None
+    """How long the caller should wait before trying again, when the error says (a RetryInfo detail and a
+    `retry-after` trailer, which the gateway turns into the HTTP header)."""
 
     def __init__(
         self,
@@ -152,6 +155,7 @@ class RateLimitedError(JobError):
 
     reason = "JOB_RATE_LIMITED"
     retryable = True
+    retry_after_seconds: float
 
     def __init__(self, message: str, *, retry_after_seconds: float) -> None:
         super().__init__(message)

@@ -47,10 +47,9 @@ def to_rpc_status(error: errors.SwitchboardError) -> status_pb2.Status:
                 ]
             )
         )
-    retry_after = retry_after_seconds(error)
-    if retry_after is not None:
+    if error.retry_after_seconds is not None:
         delay = duration_pb2.Duration()
-        delay.FromNanoseconds(int(retry_after * 1e9))
+        delay.FromNanoseconds(int(error.retry_after_seconds * 1e9))
         details.append(error_details_pb2.RetryInfo(retry_delay=delay))
     packed = []
     for detail in details:
@@ -58,13 +57,6 @@ def to_rpc_status(error: errors.SwitchboardError) -> status_pb2.Status:
         any_detail.Pack(detail)
         packed.append(any_detail)
     return status_pb2.Status(code=_rpc_code(code), message=error.message, details=packed)
-
-
-def retry_after_seconds(error: errors.SwitchboardError) -> float | None:
-    """How long `error` tells its caller to wait before trying again, if it says."""
-    if isinstance(error, (errors.UnavailableError, errors.ResourceExhaustedError)):
-        return error.retry_after_seconds
-    return None
 
 
 def _rpc_code(code: grpc.StatusCode) -> int:
