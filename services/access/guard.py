@@ -23,10 +23,14 @@ FORWARDED_FOR_HEADER = "x-forwarded-for"
 MIN_SERVICE_KEY_LENGTH = 24
 
 
+MAX_ADDRESS_LENGTH = 64
+"""An address is at most 45 characters (IPv6 with an IPv4 tail); a longer last entry is cut to this."""
+
+
 def gateway_client_address(forwarded_for: str) -> str:
     """The client address the gateway saw: the last `x-forwarded-for` entry, the one Envoy appends (the
-    ones before it are the client's to write)."""
-    return forwarded_for[:256].rsplit(",", 1)[-1].strip()
+    ones before it are the client's to write, so the header is split from its end, never cut first)."""
+    return forwarded_for.rsplit(",", 1)[-1].strip()[:MAX_ADDRESS_LENGTH]
 
 
 # What a service may do on another's behalf (workers read the rules; analytics submits jobs): everything

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.access.credentials import AdminCredentials, basic_header
-from services.access.guard import Credentials, Guard
+from services.access.guard import Credentials, Guard, gateway_client_address
 from services.access.keys import ApiKey, KeyCache, hash_secret, parse_seed
 from services.access.principal import PrincipalKind
 from services.access.scopes import Scope
@@ -97,3 +97,13 @@ def test_seeded_keys_parse_and_bad_entries_are_named() -> None:
                       ("b=short:admin", "24 to"), ("b=" + "x" * 24 + ":jobs:raed", "jobs:raed")]:  # fmt: skip
         with pytest.raises(ValueError, match=says):
             parse_seed(bad)
+
+
+def test_the_gateway_client_is_the_last_forwarded_entry_however_long_what_the_client_wrote() -> None:
+    """The entries before the last are the client's to write. A long one used to push the entry the
+    gateway appended out of the bounded read, so the client chose its audited address and its ceiling."""
+    assert gateway_client_address("203.0.113.9") == "203.0.113.9"
+    assert gateway_client_address("10.0.0.1, 203.0.113.9") == "203.0.113.9"
+    forged = ", ".join(["198.51.100.66"] * 40)
+    assert gateway_client_address(f"{forged}, 203.0.113.9") == "203.0.113.9"
+    assert len(gateway_client_address("x" * 100_000)) <= 64, "still bounded"
