@@ -8,7 +8,7 @@ import re
 import time
 import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import requests
@@ -402,9 +402,9 @@ def test_the_job_and_workers_pages_show_what_an_operator_needs(stack: Stack, htt
         ).json()
         return found
 
-    def until(job_id: str, accept: object, what: str) -> dict[str, object]:
+    def until(job_id: str, accept: Callable[[dict[str, object]], object], what: str) -> dict[str, object]:
         deadline = time.monotonic() + 30
-        while not accept(seen := job(job_id)):  # type: ignore[operator]
+        while not accept(seen := job(job_id)):
             assert time.monotonic() < deadline, f"{what}: last seen {seen}"
             time.sleep(0.05)
         return seen
